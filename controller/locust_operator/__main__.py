@@ -1,0 +1,3 @@
+from locust_operator.cli import main
+
+main()

@@ -1,0 +1,188 @@
+"""The `locust-operator` command line: run, render, migrate."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+import click
+import yaml
+
+from locust_operator import __version__
+from locust_operator.config import ConfigError, OperatorConfig, load_config
+from locust_operator.migrate import MigrationError, migrate_v1
+from locust_operator.render import RenderError, render
+from locust_operator.validation import InvalidLocustTest
+
+
+class _Failed(Exception):
+    """Problems were printed; exit non-zero."""
+
+
+def _read_documents(stream: IO[str], source: str) -> Iterator[tuple[str, Any]]:
+    """(label, document) for every non-empty YAML document, label like 'file#2'."""
+    try:
+        documents = list(yaml.safe_load_all(stream))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        click.echo(f"{source}: not valid YAML: {problem}{where}", err=True)
+        raise _Failed() from None
+    for index, document in enumerate(documents, start=1):
+        if document is not None:
+            yield f"{source}#{index}", document
+
+
+def _label(label: str, document: Any) -> str:
+    name = document.get("metadata", {}).get("name") if isinstance(document, dict) else None
+    return f"{label} ({name})" if isinstance(name, str) else label
+
+
+def _dump(objects: list[dict[str, Any]], output: str) -> str:
+    if output == "json":
+        return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2) + "\n"
+    return yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True, width=1000)
+
+
+def _config(path: str | None, templates_dir: str | None) -> OperatorConfig:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        click.echo(f"config: {exc}", err=True)
+        raise _Failed() from None
+    if templates_dir:
+        from dataclasses import replace
+
+        config = replace(config, templatesDir=templates_dir)
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="locust-operator")
+def cli() -> None:
+    """Distributed Locust load tests on Kubernetes."""
+
+
+_output = click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
+                       show_default=True, help="Output format.")
+
+
+@cli.command("render")
+@click.argument("source", type=click.File("r"), default="-")
+@_output
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              envvar="LOCUST_OPERATOR_CONFIG", help="Operator config YAML (as the chart writes it).")
+@click.option("--templates-dir", type=click.Path(file_okay=False, exists=True),
+              help="Directory of template overrides (as the chart's templateOverrides).")
+def render_command(source: IO[str], output: str, config_path: str | None,
+                   templates_dir: str | None) -> None:
+    """Print the objects each LocustTest in SOURCE (a file or -) would create.
+
+    Input is validated like the API server validates it (the CRD's schema,
+    defaults and CEL rules); every problem is printed as one line naming the
+    document and the field.
+    """
+    config = _config(config_path, templates_dir)
+    objects: list[dict[str, Any]] = []
+    failed = False
+    for label, document in _read_documents(source, source.name):
+        try:
+            objects += render(document, config)
+        except InvalidLocustTest as exc:
+            failed = True
+            for problem in exc.problems:
+                click.echo(f"{_label(label, document)}: {problem}", err=True)
+        except RenderError as exc:
+            failed = True
+            click.echo(f"{_label(label, document)}: {exc}", err=True)
+    if failed:
+        raise _Failed()
+    if not objects:
+        click.echo(f"{source.name}: no LocustTest found", err=True)
+        raise _Failed()
+    click.echo(_dump(objects, output), nl=False)
+
+
+@cli.command("migrate")
+@click.argument("source", type=click.File("r"), default="-")
+@_output
+def migrate_command(source: IO[str], output: str) -> None:
+    """Convert locust.io/v1 LocustTests in SOURCE to v2 manifests.
+
+    Anything v2 cannot carry over is reported on stderr; the result is checked
+    against the v2 schema and rules.
+    """
+    from locust_operator.validation import validate
+
+    migrated: list[dict[str, Any]] = []
+    failed = False
+    for label, document in _read_documents(source, source.name):
+        where = _label(label, document)
+        try:
+            migration = migrate_v1(document)
+        except MigrationError as exc:
+            failed = True
+            click.echo(f"{where}: {exc}", err=True)
+            continue
+        for note in migration.dropped:
+            click.echo(f"{where}: warning: {note}", err=True)
+        _, problems = validate(migration.manifest)
+        for problem in problems:
+            failed = True
+            click.echo(f"{where}: the v2 result is invalid: {problem}", err=True)
+        migrated.append(migration.manifest)
+    if failed:
+        raise _Failed()
+    click.echo(_dump(migrated, output), nl=False)
+
+
+@cli.command("run")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              envvar="LOCUST_OPERATOR_CONFIG", help="Operator config YAML.")
+@click.option("-n", "--namespace", "namespaces", multiple=True,
+              help="Namespace to watch (repeatable); default: the config's namespaces, else all.")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace.")
+@click.option("--liveness-port", type=int, default=8080, show_default=True,
+              help="Port of the /healthz liveness endpoint.")
+@click.option("--metrics-port", type=int, default=9090, show_default=True,
+              help="Port of the Prometheus /metrics endpoint (0 disables it).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="Log format; default from the config (text).")
+@click.option("--verbose", is_flag=True, help="Debug logging.")
+def run_command(config_path: str | None, namespaces: tuple[str, ...], all_namespaces: bool,
+                liveness_port: int, metrics_port: int, log_format: str | None,
+                verbose: bool) -> None:
+    """Run the controller against the cluster of the current kubeconfig."""
+    from dataclasses import replace
+
+    from locust_operator.runner import run_controller
+
+    config = _config(config_path, None)
+    if all_namespaces and namespaces:
+        click.echo("--all-namespaces and --namespace exclude each other", err=True)
+        raise _Failed()
+    if namespaces:
+        config = replace(config, namespaces=namespaces)
+    elif all_namespaces:
+        config = replace(config, namespaces=())
+    if log_format:
+        config = replace(config, logFormat=log_format)
+    run_controller(config, liveness_port=liveness_port, metrics_port=metrics_port,
+                   verbose=verbose)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="locust-operator", standalone_mode=False)
+    except _Failed:
+        sys.exit(1)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,281 @@
+"""Render a LocustTest into the Kubernetes objects that run it.
+
+`render(test, config)` is a pure function: LocustTest dict + operator config
+-> [Service, master Job, worker Job], with no cluster access.  The
+controller, `locust-operator render` and the tests all call it, so a preview
+is exactly what the cluster gets.  Python computes the values (names, args,
+labels, volumes); the Jinja2 templates lay out the objects and embed every
+value with `tojson`, so no user string can break or inject YAML.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from locust_operator import API_VERSION, KIND
+from locust_operator.config import OperatorConfig
+from locust_operator.resources import shipped_dir
+from locust_operator.validation import validated
+
+MASTER_PORT = 5557
+WEB_PORT = 8089
+WORKER_PORT = 8080
+TEMPLATE_NAMES = ("service.yaml.j2", "master-job.yaml.j2", "worker-job.yaml.j2")
+LOCUST_UID = 1000  # the `locust` user of the official image
+
+Manifest = dict[str, Any]
+
+
+class RenderError(ValueError):
+    """A template produced something that is not a Kubernetes object."""
+
+
+def child_names(test_name: str) -> dict[str, str]:
+    base = test_name.replace(".", "-")
+    return {"master": f"{base}-master", "worker": f"{base}-worker"}
+
+
+def split_seed(seed: str) -> list[str]:
+    """Split a command seed as a shell would, without expanding anything."""
+    return shlex.split(seed, comments=False, posix=True)
+
+
+def master_args(spec: dict[str, Any]) -> list[str]:
+    master = spec["master"]
+    args = split_seed(master["command"])
+    if _otel_enabled(spec):
+        args.append("--otel")
+    args += ["--master", f"--master-port={MASTER_PORT}",
+             f"--expect-workers={spec['worker']['replicas']}"]
+    if master.get("autostart", True):
+        args.append("--autostart")
+    autoquit = master.get("autoquit", {})
+    if autoquit.get("enabled", True):
+        args += ["--autoquit", str(autoquit.get("timeout", 60))]
+    args += ["--enable-rebalancing", "--only-summary"]
+    return args + list(master.get("extraArgs", []))
+
+
+def worker_args(spec: dict[str, Any], master_host: str) -> list[str]:
+    worker = spec["worker"]
+    args = split_seed(worker["command"])
+    if _otel_enabled(spec):
+        args.append("--otel")
+    args += ["--worker", f"--master-port={MASTER_PORT}", f"--master-host={master_host}"]
+    return args + list(worker.get("extraArgs", []))
+
+
+def _otel_enabled(spec: dict[str, Any]) -> bool:
+    return bool(spec.get("observability", {}).get("openTelemetry", {}).get("enabled", False))
+
+
+def exporter_enabled(spec: dict[str, Any], config: OperatorConfig) -> bool:
+    # OpenTelemetry replaces the exporter: both would report the same numbers.
+    return config.metricsExporter.enabled and not _otel_enabled(spec)
+
+
+def selector_labels(name: str, pod_name: str, role: str) -> dict[str, str]:
+    return {
+        "app": name,
+        "performance-test-name": name,
+        "performance-test-pod-name": pod_name,
+        "managed-by": "locust-k8s-operator",
+        "app.kubernetes.io/name": "locust",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": role,
+        "app.kubernetes.io/managed-by": "locust-operator",
+    }
+
+
+def _env(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    env = [dict(v) for v in spec.get("env", {}).get("variables", [])]
+    otel = spec.get("observability", {}).get("openTelemetry", {})
+    if otel.get("enabled"):
+        env += [
+            {"name": "OTEL_TRACES_EXPORTER", "value": "otlp"},
+            {"name": "OTEL_METRICS_EXPORTER", "value": "otlp"},
+            {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otel["endpoint"]},
+            {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": otel.get("protocol", "grpc")},
+        ]
+        if otel.get("insecure"):
+            env.append({"name": "OTEL_EXPORTER_OTLP_INSECURE", "value": "true"})
+        env += [{"name": k, "value": v} for k, v in sorted(otel.get("extraEnvVars", {}).items())]
+    return env
+
+
+def _env_from(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for key, ref_kind in (("configMapRefs", "configMapRef"), ("secretRefs", "secretRef")):
+        for ref in spec.get("env", {}).get(key, []):
+            item: dict[str, Any] = {ref_kind: {"name": ref["name"]}}
+            if ref.get("prefix"):
+                item["prefix"] = ref["prefix"]
+            out.append(item)
+    return out
+
+
+def _volumes_and_mounts(
+    spec: dict[str, Any], role: str, role_volume: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    files = spec.get("testFiles", {})
+    if files.get("configMapRef"):
+        volumes.append({"name": role_volume, "configMap": {"name": files["configMapRef"]}})
+        mounts.append({"name": role_volume, "mountPath": files["srcMountPath"], "readOnly": True})
+    if files.get("libConfigMapRef"):
+        volumes.append({"name": "locust-lib", "configMap": {"name": files["libConfigMapRef"]}})
+        mounts.append({"name": "locust-lib", "mountPath": files["libMountPath"], "readOnly": True})
+    for secret in spec.get("env", {}).get("secretMounts", []):
+        volume = f"secret-{secret['name']}"
+        volumes.append({"name": volume, "secret": {"secretName": secret["name"]}})
+        mounts.append({"name": volume, "mountPath": secret["mountPath"],
+                       "readOnly": secret.get("readOnly", True)})
+    wanted = {m["name"] for m in spec.get("volumeMounts", []) if m.get("target", "both") in (role, "both")}
+    volumes += [dict(v) for v in spec.get("volumes", []) if v["name"] in wanted]
+    for mount in spec.get("volumeMounts", []):
+        if mount.get("target", "both") in (role, "both"):
+            mounts.append({k: v for k, v in mount.items() if k != "target"})
+    return volumes, mounts
+
+
+def _pod_security_context(spec: dict[str, Any]) -> dict[str, Any]:
+    given = spec.get("security", {}).get("podSecurityContext")
+    if given is not None:
+        return dict(given)
+    return {"runAsNonRoot": True, "runAsUser": LOCUST_UID, "runAsGroup": LOCUST_UID,
+            "fsGroup": LOCUST_UID, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _container_security_context(spec: dict[str, Any]) -> dict[str, Any]:
+    given = spec.get("security", {}).get("containerSecurityContext")
+    if given is not None:
+        return dict(given)
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True}
+
+
+def _scheduling(spec: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
+    scheduling = spec.get("scheduling", {})
+    out: dict[str, Any] = {}
+    if config.honourAffinity and scheduling.get("affinity"):
+        out["affinity"] = scheduling["affinity"]
+    if config.honourTolerations and scheduling.get("tolerations"):
+        out["tolerations"] = scheduling["tolerations"]
+    if scheduling.get("nodeSelector"):
+        out["nodeSelector"] = scheduling["nodeSelector"]
+    runtime_class = scheduling.get("runtimeClassName", config.defaultRuntimeClassName)
+    if runtime_class:  # "" in the test means: no runtime class, even if the operator has one
+        out["runtimeClassName"] = runtime_class
+    return out
+
+
+def _role(test: dict[str, Any], config: OperatorConfig, role: str) -> dict[str, Any]:
+    spec = test["spec"]
+    name = test["metadata"]["name"]
+    names = child_names(name)
+    pod_name = names[role]
+    user = spec[role]
+    labels = selector_labels(name, pod_name, role)
+    annotations = dict(user.get("annotations", {}))
+    if role == "master" and exporter_enabled(spec, config):
+        annotations.update({"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics",
+                            "prometheus.io/port": str(config.metricsExporter.port)})
+    volumes, mounts = _volumes_and_mounts(spec, role, pod_name)
+    return {
+        "name": pod_name,
+        "labels": labels,
+        # User labels merge in but never override the selector labels.
+        "pod_labels": {**user.get("labels", {}), **labels},
+        "pod_annotations": annotations,
+        "args": master_args(spec) if role == "master" else worker_args(spec, names["master"]),
+        "resources": user.get("resources") or config.role_resources(role),
+        "volumes": volumes,
+        "volume_mounts": mounts,
+    }
+
+
+def context(test: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
+    """Everything the templates need, computed from a validated, defaulted test."""
+    spec = test["spec"]
+    metadata = test["metadata"]
+    owner = None
+    if metadata.get("uid"):
+        owner = {"apiVersion": API_VERSION, "kind": KIND, "name": metadata["name"],
+                 "uid": metadata["uid"], "controller": True, "blockOwnerDeletion": True}
+    exporter = config.metricsExporter
+    return {
+        "test": test,
+        "spec": spec,
+        "config": config,
+        "name": metadata["name"],
+        "namespace": metadata.get("namespace"),
+        "owner_references": [owner] if owner else [],
+        "names": child_names(metadata["name"]),
+        "master": _role(test, config, "master"),
+        "worker": _role(test, config, "worker"),
+        "ttl_seconds_after_finished": config.jobTtlSecondsAfterFinished,
+        "image_pull_secrets": spec.get("imagePullSecrets", []),
+        "pod_security_context": _pod_security_context(spec),
+        "container_security_context": _container_security_context(spec),
+        "scheduling": _scheduling(spec, config),
+        "env": _env(spec),
+        "env_from": _env_from(spec),
+        "exporter": {
+            "enabled": exporter_enabled(spec, config),
+            "image": exporter.image,
+            "port": exporter.port,
+            "pull_policy": exporter.pullPolicy,
+            "resources": exporter.resources,
+        },
+        "ports": {"master": MASTER_PORT, "web": WEB_PORT, "worker": WORKER_PORT},
+    }
+
+
+@functools.cache
+def _environment(templates_dir: str | None) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(shipped_dir("templates")))]
+    if templates_dir:
+        # Overrides first; missing names fall back to the built-in templates.
+        loaders.insert(0, jinja2.FileSystemLoader(templates_dir))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+
+
+def render_validated(test: dict[str, Any], config: OperatorConfig) -> list[Manifest]:
+    """Render a test the API server already validated and defaulted."""
+    env = _environment(config.templatesDir)
+    ctx = context(test, config)
+    objects: list[Manifest] = []
+    for template_name in TEMPLATE_NAMES:
+        text = env.get_template(template_name).render(ctx)
+        try:
+            obj = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RenderError(f"template {template_name} produced invalid YAML: {exc}") from None
+        if not isinstance(obj, dict) or "kind" not in obj or "apiVersion" not in obj:
+            raise RenderError(f"template {template_name} did not produce a Kubernetes object")
+        objects.append(obj)
+    return objects
+
+
+def render(test: dict[str, Any], config: OperatorConfig) -> list[Manifest]:
+    """Validate and default `test` like the API server, then render its objects.
+
+    Raises validation.InvalidLocustTest listing every problem.
+    """
+    return render_validated(validated(test), config)
+
+
+def template_path(name: str) -> Path:
+    return shipped_dir("templates") / name
