@@ -11,6 +11,8 @@ value with `tojson`, so no user string can break or inject YAML.
 from __future__ import annotations
 
 import functools
+import json
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -238,18 +240,39 @@ def context(test: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
     }
 
 
+_SURROGATE_PAIR = re.compile(r"\\\\|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def _pair_to_yaml(match: re.Match[str]) -> str:
+    if match.group(1) is None:  # an escaped backslash: keep it, and what follows is literal
+        return match.group(0)
+    high, low = int(match.group(1), 16), int(match.group(2), 16)
+    return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
+
+
+def to_yaml_value(value: Any) -> str:
+    """Embed any value in YAML safely.
+
+    JSON is YAML, except that YAML reads a JSON surrogate-pair escape as two
+    lone surrogates, so characters beyond U+FFFF become YAML's 8-digit escapes.
+    """
+    return _SURROGATE_PAIR.sub(_pair_to_yaml, json.dumps(value, sort_keys=True))
+
+
 @functools.cache
 def _environment(templates_dir: str | None) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(shipped_dir("templates")))]
     if templates_dir:
         # Overrides first; missing names fall back to the built-in templates.
         loaders.insert(0, jinja2.FileSystemLoader(templates_dir))
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
     )
+    env.filters["tojson"] = to_yaml_value
+    return env
 
 
 def render_validated(test: dict[str, Any], config: OperatorConfig) -> list[Manifest]:

@@ -19,6 +19,8 @@ from typing import Any
 import celpy
 import jsonschema
 import yaml
+from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 
 from locust_operator import API_VERSION, KIND
 from locust_operator.resources import crd_path
@@ -138,7 +140,7 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return f"{error.instance!r} must match {bound}"
     if error.validator == "type":
         return f"must be of type {bound}, got {type(error.instance).__name__}"
-    return error.message
+    return str(error.message)
 
 
 # Kubernetes' CEL string extension functions the CRD uses that cel-python lacks.
@@ -162,8 +164,8 @@ def _cel_problems(node_schema: dict[str, Any], value: Any, path: str) -> Iterato
         field = path + rule["fieldPath"] if rule.get("fieldPath") else path
         field = field.lstrip(".")
         try:
-            ok = _cel_program(rule["rule"]).evaluate({"self": celpy.json_to_cel(value)})
-        except celpy.CELEvalError as exc:
+            ok = _cel_program(rule["rule"]).evaluate({"self": json_to_cel(value)})
+        except CELEvalError as exc:
             yield Problem(field, f"rule {rule['rule']!r} could not be evaluated: {exc.args[0]}")
             continue
         if not ok:
@@ -182,11 +184,12 @@ def _cel_problems(node_schema: dict[str, Any], value: Any, path: str) -> Iterato
 
 def _identity_problems(manifest: dict[str, Any]) -> Iterator[Problem]:
     if manifest.get("apiVersion") != API_VERSION or manifest.get("kind") != KIND:
+        is_v1 = manifest.get("apiVersion") == "locust.io/v1"
+        hint = " (use `locust-operator migrate` for v1)" if is_v1 else ""
         yield Problem(
             "",
             f"expected apiVersion {API_VERSION} kind {KIND}, got apiVersion "
-            f"{manifest.get('apiVersion')!r} kind {manifest.get('kind')!r}"
-            + (" (use `locust-operator migrate` for v1)" if manifest.get("apiVersion") == "locust.io/v1" else ""),
+            f"{manifest.get('apiVersion')!r} kind {manifest.get('kind')!r}{hint}",
         )
         return
     metadata = manifest.get("metadata")

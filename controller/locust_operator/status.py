@@ -1,0 +1,259 @@
+"""Derive a LocustTest's status from what its children report (pure functions).
+
+Everything here is a function of the previous status and an Observation, so
+the rules are table-tested without a cluster:
+- the phase follows the master Job (Complete -> Succeeded, Failed -> Failed,
+  a Ready pod -> Running), never goes back to Pending once Running, and a
+  terminal phase never changes;
+- conditions follow Kubernetes conventions: lastTransitionTime moves only
+  when the status flips;
+- pods that cannot start (image, config, scheduling, crash loop) fail the
+  test once their grace period is over, with the cause in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+from locust_operator.health import PodProblem
+
+PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
+TERMINAL = (SUCCEEDED, FAILED)
+_RANK = {PENDING: 0, RUNNING: 1, SUCCEEDED: 2, FAILED: 2}
+CONDITION_ORDER = ("Ready", "WorkersConnected", "TestCompleted", "PodsHealthy", "SpecDrifted")
+
+Status = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """What the controller currently knows of one test's children."""
+
+    generation: int
+    expected_workers: int
+    now: datetime
+    grace_seconds: int
+    service: bool = False
+    master_job: dict[str, Any] | None = None  # the Job's .status, None when absent
+    worker_job: dict[str, Any] | None = None
+    create_error: str | None = None  # why the children could not be created
+    problems: tuple[PodProblem, ...] = ()
+    child_names: tuple[str, str] = ("master", "worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    status: Status
+    # Seconds until a pod's grace period ends and the status must be derived again.
+    recheck_after: float | None
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def condition(status: Status, kind: str) -> dict[str, Any] | None:
+    return next((c for c in status.get("conditions", []) if c.get("type") == kind), None)
+
+
+def _set(conditions: dict[str, dict[str, Any]], previous: Status, kind: str, state: str,
+         reason: str, message: str, obs: Observation) -> None:
+    old = condition(previous, kind)
+    moved = old is None or old.get("status") != state
+    conditions[kind] = {
+        "type": kind,
+        "status": state,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": timestamp(obs.now) if moved else old["lastTransitionTime"],  # type: ignore[index]
+        "observedGeneration": obs.generation,
+    }
+
+
+def _keep(conditions: dict[str, dict[str, Any]], previous: Status, kind: str) -> None:
+    old = condition(previous, kind)
+    if old is not None:
+        conditions[kind] = old
+
+
+def _job_state(job: dict[str, Any] | None) -> str:
+    if job is None:
+        return PENDING
+    states = {c.get("type"): c.get("status") for c in job.get("conditions", [])}
+    if states.get("Complete") == "True":
+        return SUCCEEDED
+    if states.get("Failed") == "True":
+        return FAILED
+    # `ready` (pods passing readiness) rather than `active`, which also counts
+    # pods stuck pulling an image; fall back to `active` on old API servers.
+    running = job.get("ready", job.get("active", 0)) or 0
+    return RUNNING if running > 0 else PENDING
+
+
+def _job_failure(job: dict[str, Any]) -> str:
+    for cond in job.get("conditions", []):
+        if cond.get("type") == "Failed" and cond.get("status") == "True":
+            return f"master Job failed: {cond.get('reason', '')} {cond.get('message', '')}".strip()
+    return "master Job failed"
+
+
+def _overdue(problem: PodProblem, obs: Observation) -> float:
+    """Seconds past the problem's grace period (negative: still inside it)."""
+    if problem.since is None:
+        return 0.0
+    return (obs.now - _parse(problem.since)).total_seconds() - obs.grace_seconds
+
+
+def derive_status(previous: Status, obs: Observation) -> Derived:
+    prev_phase = previous.get("phase", PENDING)
+    was_created = (condition(previous, "Ready") or {}).get("reason") == "ResourcesCreated"
+    all_exist = obs.service and obs.master_job is not None and obs.worker_job is not None
+    conditions: dict[str, dict[str, Any]] = {}
+    recheck: float | None = None
+    failure: str | None = None
+
+    # What the children say, before the monotonic phase rule.
+    phase = _job_state(obs.master_job)
+    if phase == FAILED and obs.master_job is not None:
+        failure = _job_failure(obs.master_job)
+
+    # Ready: were the Service and both Jobs created (and are they still there)?
+    if prev_phase in TERMINAL and not all_exist:
+        _keep(conditions, previous, "Ready")  # e.g. ttlSecondsAfterFinished removed the Jobs
+    elif obs.create_error:
+        _set(conditions, previous, "Ready", "False", "ResourcesFailed", obs.create_error, obs)
+        failure = failure or f"could not create the test's resources: {obs.create_error}"
+    elif all_exist:
+        _set(conditions, previous, "Ready", "True", "ResourcesCreated",
+             "Service, master Job and worker Job created", obs)
+    elif was_created or (condition(previous, "Ready") or {}).get("reason") == "ResourcesFailed":
+        gone = [kind for kind, present in (("Service", obs.service),
+                                           ("master Job", obs.master_job is not None),
+                                           ("worker Job", obs.worker_job is not None))
+                if not present]
+        message = f"{', '.join(gone)} deleted while the test was running; not re-created"
+        _set(conditions, previous, "Ready", "False", "ResourcesFailed", message, obs)
+        failure = failure or message
+    else:
+        _set(conditions, previous, "Ready", "False", "ResourcesCreating",
+             "creating the Service and Jobs", obs)
+
+    # PodsHealthy: a pod that cannot start fails the test after the grace period.
+    if prev_phase in TERMINAL:
+        _keep(conditions, previous, "PodsHealthy")
+    elif obs.problems:
+        overdue = [p for p in obs.problems if _overdue(p, obs) >= 0]
+        if overdue:
+            first = overdue[0]
+            _set(conditions, previous, "PodsHealthy", "False", first.reason, first.message, obs)
+            failure = failure or first.message
+        else:
+            first = obs.problems[0]
+            recheck = min(-_overdue(p, obs) for p in obs.problems)
+            _set(conditions, previous, "PodsHealthy", "Unknown", "PodsStarting",
+                 f"within the {obs.grace_seconds}s start-up grace period: {first.message}", obs)
+    elif phase == RUNNING or (prev_phase == RUNNING and phase == PENDING):
+        _set(conditions, previous, "PodsHealthy", "True", "PodsHealthy", "pods are running", obs)
+    elif phase in TERMINAL:
+        _set(conditions, previous, "PodsHealthy", "True", "PodsHealthy", "pods ran", obs)
+    else:
+        _set(conditions, previous, "PodsHealthy", "Unknown", "PodsStarting", "pods are starting", obs)
+
+    if failure is not None and phase != SUCCEEDED:
+        phase = FAILED
+    # Monotonic: never back to Pending once Running; a terminal phase is final.
+    if prev_phase in TERMINAL or _RANK[phase] < _RANK.get(prev_phase, 0):
+        phase = prev_phase
+
+    connected = int((obs.worker_job or {}).get("ready", 0) or 0)
+    if prev_phase in TERMINAL:
+        connected = int(previous.get("connectedWorkers", 0))
+    counts = f"{connected}/{obs.expected_workers} workers connected"
+    if phase in TERMINAL and prev_phase in TERMINAL:
+        _keep(conditions, previous, "WorkersConnected")
+    elif phase in TERMINAL:
+        _keep(conditions, previous, "WorkersConnected")
+        if "WorkersConnected" not in conditions:
+            _set(conditions, previous, "WorkersConnected", "False", "WaitingForWorkers", counts, obs)
+    elif connected >= obs.expected_workers:
+        _set(conditions, previous, "WorkersConnected", "True", "AllWorkersConnected", counts, obs)
+    elif (condition(previous, "WorkersConnected") or {}).get("reason") in (
+            "AllWorkersConnected", "WorkersMissing"):
+        _set(conditions, previous, "WorkersConnected", "False", "WorkersMissing", counts, obs)
+    else:
+        _set(conditions, previous, "WorkersConnected", "False", "WaitingForWorkers", counts, obs)
+
+    if prev_phase in TERMINAL:
+        _keep(conditions, previous, "TestCompleted")
+    elif phase == SUCCEEDED:
+        _set(conditions, previous, "TestCompleted", "True", "TestSucceeded",
+             "the master Job completed", obs)
+    elif phase == FAILED:
+        _set(conditions, previous, "TestCompleted", "False", "TestFailed",
+             failure or "the test failed", obs)
+    else:
+        _set(conditions, previous, "TestCompleted", "False", "TestInProgress",
+             "the test is running" if phase == RUNNING else "waiting for the master to start", obs)
+
+    if obs.generation > 1:
+        _set(conditions, previous, "SpecDrifted", "True", "SpecChangeIgnored",
+             f"spec changed (generation {obs.generation}); tests are immutable, the change was "
+             "not applied: delete and re-create the test to change it", obs)
+
+    status: Status = {
+        "phase": phase,
+        "observedGeneration": obs.generation,
+        "expectedWorkers": obs.expected_workers,
+        "connectedWorkers": connected,
+    }
+    start = previous.get("startTime")
+    if start is None and phase != PENDING:
+        start = timestamp(obs.now)
+    if start is not None:
+        status["startTime"] = start
+    completion = previous.get("completionTime")
+    if completion is None and phase in TERMINAL:
+        completion = (obs.master_job or {}).get("completionTime") or timestamp(obs.now)
+    if completion is not None:
+        status["completionTime"] = completion
+    status["conditions"] = [conditions[k] for k in CONDITION_ORDER if k in conditions]
+    return Derived(status, recheck if phase not in TERMINAL else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+def transition_events(previous: Status, current: Status) -> list[Event]:
+    """The events that announce the change from `previous` to `current` status."""
+    events: list[Event] = []
+    before, after = previous.get("phase", PENDING), current.get("phase", PENDING)
+    ready_before, ready_after = condition(previous, "Ready") or {}, condition(current, "Ready") or {}
+    if (ready_after.get("reason") == "ResourcesFailed" and ready_before.get("reason") == "ResourcesCreated"):
+        events.append(Event("Warning", "ResourceDeleted", ready_after.get("message", "")))
+    if before == PENDING and after in (RUNNING, SUCCEEDED, FAILED) and current.get("startTime") \
+            and not previous.get("startTime"):
+        events.append(Event("Normal", "TestStarted", "the master is running"))
+    if after != before and after == SUCCEEDED:
+        events.append(Event("Normal", "TestCompleted", "the test completed successfully"))
+    if after != before and after == FAILED:
+        message = (condition(current, "TestCompleted") or {}).get("message", "the test failed")
+        events.append(Event("Warning", "TestFailed", message))
+    health_before = condition(previous, "PodsHealthy") or {}
+    health_after = condition(current, "PodsHealthy") or {}
+    if health_after.get("status") == "False" and health_before.get("status") != "False":
+        events.append(Event("Warning", "PodFailure", health_after.get("message", "")))
+    drift_before = condition(previous, "SpecDrifted") or {}
+    drift_after = condition(current, "SpecDrifted") or {}
+    if drift_after.get("observedGeneration") != drift_before.get("observedGeneration") and drift_after:
+        events.append(Event("Warning", "SpecChangeIgnored", drift_after.get("message", "")))
+    return events

@@ -1,0 +1,93 @@
+"""Invalid LocustTests and the field each must be rejected for.
+
+Shared by the unit tests (render must reject them) and the integration tests
+(the API server must reject them too, for the same field).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from tests.conftest import BASE_TEST
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(path: str, value: Any) -> Mutation:
+    def mutate(test: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = test
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+
+    return mutate
+
+
+def _drop(path: str) -> Mutation:
+    def mutate(test: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = test
+        for key in parents:
+            node = node[key]
+        del node[last]
+
+    return mutate
+
+
+# (id, mutation, field path named in the error, words of the message)
+BAD_EXAMPLES: list[tuple[str, Mutation, str, str]] = [
+    ("replicas-0", _set("spec.worker.replicas", 0), "spec.worker.replicas", ">= 1"),
+    ("replicas-501", _set("spec.worker.replicas", 501), "spec.worker.replicas", "<= 500"),
+    ("replicas-string", _set("spec.worker.replicas", "3"), "spec.worker.replicas", "integer"),
+    ("missing-image", _drop("spec.image"), "spec.image", "required"),
+    ("missing-master-command", _drop("spec.master.command"), "spec.master.command", "required"),
+    ("missing-replicas", _drop("spec.worker.replicas"), "spec.worker.replicas", "required"),
+    ("name-too-long", _set("metadata.name", "n" * 57), "metadata.name", "at most 56"),
+    ("bad-pull-policy", _set("spec.imagePullPolicy", "Sometimes"), "spec.imagePullPolicy",
+     "Always, IfNotPresent, Never"),
+    ("bad-otel-protocol", _set("spec.observability", {"openTelemetry": {
+        "enabled": True, "endpoint": "http://c:4317", "protocol": "udp"}}),
+     "spec.observability.openTelemetry.protocol", "grpc, http/protobuf"),
+    ("bad-mount-target", _set("spec.volumes", [{"name": "v", "emptyDir": {}}]) , "", ""),
+    ("otel-without-endpoint", _set("spec.observability", {"openTelemetry": {"enabled": True}}),
+     "spec.observability.openTelemetry.endpoint", "required when enabled"),
+    ("volume-mount-overlaps-src", lambda t: (
+        _set("spec.volumes", [{"name": "data", "emptyDir": {}}])(t),
+        _set("spec.volumeMounts", [{"name": "data", "mountPath": "/lotest/src/data"}])(t)),
+     "spec.volumeMounts", "overlap testFiles.srcMountPath"),
+    ("secret-mount-overlaps-lib", lambda t: (
+        _set("spec.testFiles.libConfigMapRef", "lib")(t),
+        _set("spec.env", {"secretMounts": [{"name": "s", "mountPath": "/opt/locust"}]})(t)),
+     "spec.env.secretMounts", "overlap testFiles.libMountPath"),
+    ("volume-named-secret-prefix", lambda t: (
+        _set("spec.volumes", [{"name": "secret-x", "emptyDir": {}}])(t)),
+     "spec.volumes", "must not start with 'secret-'"),
+    ("volume-named-locust-lib", _set("spec.volumes", [{"name": "locust-lib", "emptyDir": {}}]),
+     "spec.volumes", "'locust-lib'"),
+    ("volume-named-like-master", _set("spec.volumes", [{"name": "demo-master", "emptyDir": {}}]),
+     "spec.volumes", "'<name>-master'"),
+    ("mount-without-volume", _set("spec.volumeMounts", [{"name": "nope", "mountPath": "/data"}]),
+     "spec.volumeMounts", "must name a volume"),
+    ("unbalanced-quote", _set("spec.master.command", "--host 'http://a b"), "spec.master.command",
+     "unbalanced quote"),
+    ("unknown-field", _set("spec.workers", 3), "spec.workers", "unknown field"),
+    ("bad-mount-target-enum", lambda t: (
+        _set("spec.volumes", [{"name": "data", "emptyDir": {}}])(t),
+        _set("spec.volumeMounts", [{"name": "data", "mountPath": "/data", "target": "all"}])(t)),
+     "spec.volumeMounts[0].target", "master, worker, both"),
+    ("negative-autoquit", _set("spec.master.autoquit", {"timeout": -1}),
+     "spec.master.autoquit.timeout", ">= 0"),
+    ("bad-toleration-type", _set("spec.scheduling", {"tolerations": "all"}),
+     "spec.scheduling.tolerations", "array"),
+]
+# A valid volume without a mount is fine: drop that placeholder row.
+BAD_EXAMPLES = [row for row in BAD_EXAMPLES if row[2]]
+
+
+def bad_manifest(mutation: Mutation) -> dict[str, Any]:
+    test = copy.deepcopy(BASE_TEST)
+    mutation(test)
+    return test

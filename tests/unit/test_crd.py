@@ -1,0 +1,50 @@
+"""The CRD: generated from its one source, documented, and complete."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from locust_operator.validation import crd, schema
+from tests.conftest import ROOT
+
+
+def test_generated_crd_is_up_to_date() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_crd.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def _fields(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for key, sub in node.get("properties", {}).items():
+        yield f"{path}.{key}", sub
+        yield from _fields(sub, f"{path}.{key}")
+    if "items" in node:
+        yield from _fields(node["items"], f"{path}[]")
+
+
+def test_every_field_has_a_description() -> None:
+    missing = [path for path, sub in _fields(schema(), "") if not sub.get("description")
+               and not path.endswith(".metadata")]
+    assert missing == []
+
+
+def test_identity_and_printer_columns() -> None:
+    spec = crd()["spec"]
+    assert spec["names"]["shortNames"] == ["lotest"]
+    (version,) = spec["versions"]
+    assert version["name"] == "v2" and version["served"] and version["storage"]
+    assert version["subresources"] == {"status": {}}
+    columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
+    assert list(columns) == ["Phase", "Workers", "Connected", "Image", "Age"]
+    assert columns["Image"]["priority"] == 1
+    assert columns["Workers"]["jsonPath"] == ".spec.worker.replicas"
+
+
+def test_status_conditions_schema() -> None:
+    status = schema()["properties"]["status"]["properties"]
+    assert set(status) >= {"phase", "observedGeneration", "expectedWorkers", "connectedWorkers",
+                           "startTime", "completionTime", "conditions"}
+    assert status["conditions"]["x-kubernetes-list-map-keys"] == ["type"]

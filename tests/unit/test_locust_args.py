@@ -1,0 +1,88 @@
+"""The rendered args are accepted by Locust's own parser with the prescribed values."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from locust.argument_parser import parse_options
+
+from locust_operator.config import OperatorConfig
+from locust_operator.render import master_args, render, split_seed, worker_args
+from tests.conftest import BASE_TEST, EXAMPLE_TESTS, load_example
+
+
+def _args(test: dict[str, Any]) -> dict[str, list[str]]:
+    out = {}
+    for obj in render(test, OperatorConfig()):
+        if obj["kind"] == "Job":
+            role = obj["metadata"]["labels"]["app.kubernetes.io/component"]
+            out[role] = obj["spec"]["template"]["spec"]["containers"][0]["args"]
+    return out
+
+
+@pytest.mark.parametrize("example", EXAMPLE_TESTS)
+def test_locust_parses_rendered_args(example: str) -> None:
+    test = load_example(example)
+    args = _args(test)
+    master = parse_options(args["master"])
+    worker = parse_options(args["worker"])
+    assert master.master and not master.worker
+    assert master.master_bind_port == 5557
+    assert master.expect_workers == test["spec"]["worker"]["replicas"]
+    assert master.autostart is True
+    assert master.autoquit == test["spec"]["master"].get("autoquit", {}).get("timeout", 60)
+    assert master.enable_rebalancing and master.only_summary
+    assert worker.worker and not worker.master
+    assert worker.master_host == f"{test['metadata']['name']}-master"
+    assert worker.master_port == 5557
+
+
+def test_extra_args_come_last_and_win() -> None:
+    test = copy.deepcopy(BASE_TEST)
+    test["spec"]["master"]["extraArgs"] = ["--expect-workers=1", "--loglevel", "DEBUG"]
+    args = _args(test)["master"]
+    assert args[-3:] == ["--expect-workers=1", "--loglevel", "DEBUG"]
+    options = parse_options(args)
+    assert options.expect_workers == 1
+    assert options.loglevel == "DEBUG"
+
+
+def test_autostart_and_autoquit_switches() -> None:
+    test = copy.deepcopy(BASE_TEST)
+    test["spec"]["master"]["autostart"] = False
+    test["spec"]["master"]["autoquit"] = {"enabled": False}
+    args = _args(test)["master"]
+    assert "--autostart" not in args
+    assert "--autoquit" not in args
+    options = parse_options(args)
+    assert options.autoquit == -1
+
+
+def test_quoted_seed_arrives_unquoted() -> None:
+    args = _args(load_example("env-and-secrets"))["master"]
+    options = parse_options(args)
+    assert options.host == "http://demo-target:8080"
+    assert options.tags == ["smoke checkout"]
+
+
+@pytest.mark.parametrize(("seed", "expected"), [
+    ("-u 10 -r 2", ["-u", "10", "-r", "2"]),
+    ("--host 'http://a b'", ["--host", "http://a b"]),
+    ('--tags "a b" c', ["--tags", "a b", "c"]),
+    ("--host $HOME `id` ;rm", ["--host", "$HOME", "`id`", ";rm"]),
+    ("a\\ b", ["a b"]),
+    ("  spaced\tout\n", ["spaced", "out"]),
+])
+def test_split_seed_like_a_shell_without_expansion(seed: str, expected: list[str]) -> None:
+    assert split_seed(seed) == expected
+
+
+def test_role_args_order() -> None:
+    spec = copy.deepcopy(BASE_TEST["spec"])
+    spec["master"].update(autostart=True, autoquit={"enabled": True, "timeout": 7})
+    assert master_args(spec)[-8:] == ["--master", "--master-port=5557", "--expect-workers=3",
+                                      "--autostart", "--autoquit", "7", "--enable-rebalancing",
+                                      "--only-summary"]
+    assert worker_args(spec, "m")[-3:] == ["--worker", "--master-port=5557", "--master-host=m"]

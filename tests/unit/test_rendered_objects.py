@@ -1,0 +1,196 @@
+"""Rendered objects are valid Kubernetes objects and carry the reference's values."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from locust_operator.config import MetricsExporterConfig, OperatorConfig
+from locust_operator.render import render
+from tests.conftest import BASE_TEST, EXAMPLE_TESTS, load_example
+
+KUBERNETES_VERSION = "1.34.0"
+
+
+def _objects(test: dict[str, Any], config: OperatorConfig | None = None) -> dict[str, Any]:
+    rendered = render(test, config or OperatorConfig())
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in rendered}
+
+
+def _pod(job: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = job["spec"]["template"]["spec"]
+    return spec
+
+
+@pytest.mark.parametrize("example", EXAMPLE_TESTS)
+def test_rendered_objects_validate_against_kubernetes_schema(example: str) -> None:
+    for obj in render(load_example(example), OperatorConfig()):
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_children_names_ports_and_jobs() -> None:
+    test = copy.deepcopy(BASE_TEST)
+    test["metadata"]["name"] = "shop.checkout"
+    objs = _objects(test)
+    assert sorted(objs) == ["Job/shop-checkout-master", "Job/shop-checkout-worker",
+                            "Service/shop-checkout-master"]
+    service = objs["Service/shop-checkout-master"]
+    assert service["spec"]["selector"] == {"performance-test-pod-name": "shop-checkout-master"}
+    assert {p["port"] for p in service["spec"]["ports"]} == {5557, 8089, 9646}
+    master, worker = objs["Job/shop-checkout-master"], objs["Job/shop-checkout-worker"]
+    for job in (master, worker):
+        assert job["spec"]["backoffLimit"] == 0
+        assert _pod(job)["restartPolicy"] == "Never"
+        assert "command" not in _pod(job)["containers"][0]
+        assert "ttlSecondsAfterFinished" not in job["spec"]
+    assert master["spec"]["parallelism"] == 1
+    assert worker["spec"]["parallelism"] == 3
+    assert [p["containerPort"] for p in _pod(master)["containers"][0]["ports"]] == [5557, 8089]
+    assert [p["containerPort"] for p in _pod(worker)["containers"][0]["ports"]] == [8080]
+    assert "--master-host=shop-checkout-master" in _pod(worker)["containers"][0]["args"]
+
+
+def test_exporter_is_a_native_sidecar_with_prometheus_annotations() -> None:
+    master = _objects(copy.deepcopy(BASE_TEST))["Job/demo-master"]
+    (sidecar,) = _pod(master)["initContainers"]
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["image"] == "containersol/locust_exporter:v0.5.0"
+    assert {e["name"]: e["value"] for e in sidecar["env"]} == {
+        "LOCUST_EXPORTER_URI": "http://localhost:8089",
+        "LOCUST_EXPORTER_WEB_LISTEN_ADDRESS": ":9646"}
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    annotations = master["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "9646"
+
+
+@pytest.mark.parametrize(("otel", "config", "exporter"), [
+    (False, OperatorConfig(), True),
+    (True, OperatorConfig(), False),
+    (False, OperatorConfig(metricsExporter=MetricsExporterConfig(enabled=False)), False),
+])
+def test_exporter_presence(otel: bool, config: OperatorConfig, exporter: bool) -> None:
+    test = copy.deepcopy(BASE_TEST)
+    if otel:
+        test["spec"]["observability"] = {"openTelemetry": {"enabled": True, "endpoint": "http://c:4317"}}
+    objs = _objects(test, config)
+    assert ("initContainers" in _pod(objs["Job/demo-master"])) is exporter
+    ports = {p["port"] for p in objs["Service/demo-master"]["spec"]["ports"]}
+    assert (9646 in ports) is exporter
+
+
+def test_opentelemetry_env_and_flag() -> None:
+    env = _pod(_objects(load_example("opentelemetry"))["Job/opentelemetry-worker"])["containers"][0]
+    values = {e["name"]: e.get("value") for e in env["env"]}
+    assert values["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4317"
+    assert values["OTEL_EXPORTER_OTLP_INSECURE"] == "true"
+    assert [e["name"] for e in env["env"]][-2:] == ["OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME"]
+    assert "--otel" in env["args"]
+
+
+def test_user_labels_cannot_override_selector_labels() -> None:
+    test = copy.deepcopy(BASE_TEST)
+    test["spec"]["master"]["labels"] = {"performance-test-pod-name": "evil", "app": "x", "team": "a"}
+    labels = _objects(test)["Job/demo-master"]["spec"]["template"]["metadata"]["labels"]
+    assert labels["performance-test-pod-name"] == "demo-master"
+    assert labels["app"] == "demo"
+    assert labels["team"] == "a"
+
+
+@pytest.mark.parametrize(("given", "default", "expected"), [
+    (None, None, None),
+    (None, "gvisor", "gvisor"),
+    ("kata", "gvisor", "kata"),
+    ("", "gvisor", None),
+])
+def test_runtime_class(given: str | None, default: str | None, expected: str | None) -> None:
+    test = copy.deepcopy(BASE_TEST)
+    if given is not None:
+        test["spec"]["scheduling"] = {"runtimeClassName": given}
+    pod = _pod(_objects(test, OperatorConfig(defaultRuntimeClassName=default))["Job/demo-worker"])
+    assert pod.get("runtimeClassName") == expected
+
+
+@pytest.mark.parametrize(("honour_affinity", "honour_tolerations"), [(True, True), (False, False),
+                                                                      (True, False)])
+def test_affinity_and_toleration_switches(honour_affinity: bool, honour_tolerations: bool) -> None:
+    config = OperatorConfig(honourAffinity=honour_affinity, honourTolerations=honour_tolerations)
+    pod = _pod(_objects(load_example("scheduling-and-resources"), config)[
+        "Job/scheduling-and-resources-worker"])
+    assert ("affinity" in pod) is honour_affinity
+    assert ("tolerations" in pod) is honour_tolerations
+    assert pod["nodeSelector"] == {"workload": "load-test"}
+
+
+def test_resources_default_per_role_and_override() -> None:
+    config = OperatorConfig(workerResources={"requests": {"cpu": "2"}})
+    objs = _objects(copy.deepcopy(BASE_TEST), config)
+    master = _pod(objs["Job/demo-master"])["containers"][0]["resources"]
+    worker = _pod(objs["Job/demo-worker"])["containers"][0]["resources"]
+    assert master["requests"] == {"cpu": "250m", "memory": "128Mi", "ephemeral-storage": "30M"}
+    assert master["limits"] == {"cpu": "1000m", "memory": "1024Mi", "ephemeral-storage": "50M"}
+    assert worker == {"requests": {"cpu": "2"}}
+    given = _pod(_objects(load_example("scheduling-and-resources"))[
+        "Job/scheduling-and-resources-worker"])["containers"][0]["resources"]
+    assert given["limits"] == {"cpu": "2", "memory": "1Gi"}
+
+
+def test_mounts_volumes_and_targets() -> None:
+    objs = _objects(load_example("scheduling-and-resources"))
+    master = _pod(objs["Job/scheduling-and-resources-master"])
+    worker = _pod(objs["Job/scheduling-and-resources-worker"])
+    assert "/reports" in [m["mountPath"] for m in master["containers"][0]["volumeMounts"]]
+    assert "/reports" not in [m["mountPath"] for m in worker["containers"][0]["volumeMounts"]]
+    env_objs = _objects(load_example("env-and-secrets"))
+    pod = _pod(env_objs["Job/env-and-secrets-worker"])
+    assert {"name": "secret-demo-credentials", "secret": {"secretName": "demo-credentials"}} in pod["volumes"]
+    assert pod["containers"][0]["envFrom"] == [
+        {"configMapRef": {"name": "demo-settings"}},
+        {"prefix": "DEMO_", "secretRef": {"name": "demo-credentials"}}]
+    lib = _pod(_objects(load_example("with-lib"))["Job/with-lib-master"])
+    assert {"name": "locust-lib", "mountPath": "/opt/locust/lib", "readOnly": True} in \
+        lib["containers"][0]["volumeMounts"]
+
+
+def test_security_defaults_and_overrides() -> None:
+    pod = _pod(_objects(copy.deepcopy(BASE_TEST))["Job/demo-worker"])
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    container = pod["containers"][0]["securityContext"]
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]}
+    test = copy.deepcopy(BASE_TEST)
+    test["spec"]["security"] = {"podSecurityContext": {"runAsUser": 4242}}
+    assert _pod(_objects(test)["Job/demo-worker"])["securityContext"] == {"runAsUser": 4242}
+
+
+def test_owner_reference_and_ttl_when_known() -> None:
+    test = copy.deepcopy(BASE_TEST)
+    test["metadata"]["uid"] = "0b5e-uid"
+    for obj in render(test, OperatorConfig(jobTtlSecondsAfterFinished=600)):
+        (owner,) = obj["metadata"]["ownerReferences"]
+        assert owner == {"apiVersion": "locust.io/v2", "kind": "LocustTest", "name": "demo",
+                         "uid": "0b5e-uid", "controller": True, "blockOwnerDeletion": True}
+        assert obj["metadata"]["namespace"] == "load"
+        if obj["kind"] == "Job":
+            assert obj["spec"]["ttlSecondsAfterFinished"] == 600
+
+
+def test_template_override_directory(tmp_path: Path) -> None:
+    builtin = (Path(__file__).resolve().parents[2] / "templates" / "worker-job.yaml.j2").read_text()
+    (tmp_path / "worker-job.yaml.j2").write_text(
+        builtin.replace("backoffLimit: 0", "backoffLimit: 0\n  activeDeadlineSeconds: 3600"))
+    config = dataclasses.replace(OperatorConfig(), templatesDir=str(tmp_path))
+    objs = _objects(copy.deepcopy(BASE_TEST), config)
+    assert objs["Job/demo-worker"]["spec"]["activeDeadlineSeconds"] == 3600
+    assert "activeDeadlineSeconds" not in objs["Job/demo-master"]["spec"]
+
+
+def test_rendering_is_deterministic() -> None:
+    first = render(load_example("env-and-secrets"), OperatorConfig())
+    assert render(load_example("env-and-secrets"), OperatorConfig()) == first

@@ -1,0 +1,100 @@
+"""render rejects what the API server rejects, naming the field; nothing else."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+
+from locust_operator.config import OperatorConfig
+from locust_operator.render import render
+from locust_operator.validation import InvalidLocustTest, validate, validated
+from tests.conftest import BASE_TEST, EXAMPLE_TESTS, load_example
+from tests.unit.bad_examples import BAD_EXAMPLES, bad_manifest
+
+
+@pytest.mark.parametrize(("mutation", "field", "words"),
+                         [pytest.param(m, f, w, id=i) for i, m, f, w in BAD_EXAMPLES])
+def test_bad_input_is_rejected_naming_the_field(mutation: Any, field: str, words: str) -> None:
+    _, problems = validate(bad_manifest(mutation))
+    assert problems, "expected the manifest to be rejected"
+    matching = [p for p in problems if p.path == field]
+    assert matching, f"no problem for {field}: {[str(p) for p in problems]}"
+    assert any(words in p.message for p in matching), [str(p) for p in matching]
+
+
+@pytest.mark.parametrize("example", EXAMPLE_TESTS)
+def test_examples_are_valid(example: str) -> None:
+    assert validate(load_example(example))[1] == []
+
+
+def test_defaults_are_applied_like_the_api_server() -> None:
+    spec = validated(copy.deepcopy(BASE_TEST))["spec"]
+    assert spec["imagePullPolicy"] == "IfNotPresent"
+    assert spec["master"]["autostart"] is True
+    assert spec["master"]["autoquit"] == {"enabled": True, "timeout": 60}
+    assert spec["testFiles"]["srcMountPath"] == "/lotest/src"
+    assert spec["testFiles"]["libMountPath"] == "/opt/locust/lib"
+
+
+def test_mount_overlap_only_matters_when_the_configmap_is_mounted() -> None:
+    test = copy.deepcopy(BASE_TEST)
+    del test["spec"]["testFiles"]
+    test["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    test["spec"]["volumeMounts"] = [{"name": "data", "mountPath": "/lotest/src"}]
+    assert validate(test)[1] == []
+
+
+def test_sibling_path_is_not_an_overlap() -> None:
+    test = copy.deepcopy(BASE_TEST)
+    test["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    test["spec"]["volumeMounts"] = [{"name": "data", "mountPath": "/lotest/srcdata"}]
+    assert validate(test)[1] == []
+
+
+@pytest.mark.parametrize(("manifest", "words"), [
+    ([1, 2], "expected a mapping"),
+    ({"apiVersion": "locust.io/v1", "kind": "LocustTest"}, "locust-operator migrate"),
+    ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}, "kind 'ConfigMap'"),
+    ({"apiVersion": "locust.io/v2", "kind": "LocustTest", "metadata": {}}, "metadata.name"),
+    ({"apiVersion": "locust.io/v2", "kind": "LocustTest", "metadata": {"name": "Bad_Name"}},
+     "RFC 1123"),
+])
+def test_identity_problems(manifest: Any, words: str) -> None:
+    with pytest.raises(InvalidLocustTest) as error:
+        render(manifest, OperatorConfig())
+    assert words in str(error.value)
+
+
+def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "locust_operator", *args], input=stdin,
+                          capture_output=True, text=True, check=False)
+
+
+def test_cli_prints_one_line_per_problem_without_traceback() -> None:
+    docs = [bad_manifest(m) for _, m, _, _ in BAD_EXAMPLES]
+    result = _cli("render", "-", stdin=yaml.safe_dump_all(docs))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) >= len(docs)
+    for index, (_, _, field, _) in enumerate(BAD_EXAMPLES, start=1):
+        assert any(line.startswith(f"<stdin>#{index} ") and f": {field}:" in line
+                   for line in lines), (index, field, lines)
+
+
+@pytest.mark.parametrize(("stdin", "words"), [
+    ("a: [unclosed", "not valid YAML"),
+    ("", "no LocustTest found"),
+    ("- 1\n- 2\n", "expected a mapping"),
+])
+def test_cli_rejects_garbage(stdin: str, words: str) -> None:
+    result = _cli("render", "-", stdin=stdin)
+    assert result.returncode == 1
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
