@@ -31,7 +31,7 @@ class ConfigError(ValueError):
 def _default_resources() -> dict[str, dict[str, str]]:
     return {
         "requests": {"cpu": "250m", "memory": "128Mi", "ephemeral-storage": "30M"},
-        "limits": {"cpu": "1000m", "memory": "1024Mi", "ephemeral-storage": "50M"},
+        "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "50M"},
     }
 
 

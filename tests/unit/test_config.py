@@ -12,7 +12,7 @@ from locust_operator.config import ConfigError, OperatorConfig, env_names, load_
 def test_defaults() -> None:
     config = load_config(env={})
     assert config == OperatorConfig()
-    assert config.role_resources("master")["limits"]["memory"] == "1024Mi"
+    assert config.role_resources("master")["limits"]["memory"] == "1Gi"
     assert config.metricsExporter.image == "containersol/locust_exporter:v0.5.0"
 
 

@@ -132,7 +132,7 @@ def test_resources_default_per_role_and_override() -> None:
     master = _pod(objs["Job/demo-master"])["containers"][0]["resources"]
     worker = _pod(objs["Job/demo-worker"])["containers"][0]["resources"]
     assert master["requests"] == {"cpu": "250m", "memory": "128Mi", "ephemeral-storage": "30M"}
-    assert master["limits"] == {"cpu": "1000m", "memory": "1024Mi", "ephemeral-storage": "50M"}
+    assert master["limits"] == {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "50M"}
     assert worker == {"requests": {"cpu": "2"}}
     given = _pod(_objects(load_example("scheduling-and-resources"))[
         "Job/scheduling-and-resources-worker"])["containers"][0]["resources"]

@@ -1,0 +1,133 @@
+{{/*
+Chart name, truncated to the 63 characters of a DNS-1123 label.
+*/}}
+{{- define "locust-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name of the release's resources: fullnameOverride, else the release
+name, with the chart name appended unless the release name contains it.
+*/}}
+{{- define "locust-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "locust-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every resource of the chart.
+*/}}
+{{- define "locust-operator.labels" -}}
+helm.sh/chart: {{ include "locust-operator.chart" . }}
+{{ include "locust-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: locust-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Selector labels of the operator pod (immutable in the Deployment selector).
+*/}}
+{{- define "locust-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "locust-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Name of the ServiceAccount the operator runs as.
+*/}}
+{{- define "locust-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "locust-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Operator image reference; the tag defaults to the chart's appVersion.
+*/}}
+{{- define "locust-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/*
+Directory the operator reads its config file (and template overrides) from.
+*/}}
+{{- define "locust-operator.configDir" -}}
+/etc/locust-operator
+{{- end }}
+
+{{/*
+The operator config document: .Values.config, with `namespaces` filled from
+watchNamespaces and `templatesDir` set when templateOverrides are given.
+*/}}
+{{- define "locust-operator.config" -}}
+{{- $config := deepCopy .Values.config }}
+{{- $_ := set $config "namespaces" .Values.watchNamespaces }}
+{{- if .Values.templateOverrides }}
+{{- $_ := set $config "templatesDir" (printf "%s/templates" (include "locust-operator.configDir" .)) }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/*
+Arguments of `locust-operator`: run with the mounted config and either one
+--namespace per watched namespace or --all-namespaces.
+*/}}
+{{- define "locust-operator.args" -}}
+- run
+- --config
+- {{ include "locust-operator.configDir" . }}/config.yaml
+{{- range .Values.watchNamespaces }}
+- --namespace
+- {{ . | quote }}
+{{- else }}
+- --all-namespaces
+{{- end }}
+{{- end }}
+
+{{/*
+Least privilege, no wildcards. Namespaced permissions go into the
+ClusterRole when all namespaces are watched, else into a Role in each
+watched namespace; CRD discovery (Kopf) always needs the ClusterRole.
+*/}}
+{{- define "locust-operator.namespacedRules" -}}
+- apiGroups: ["locust.io"]
+  resources: ["locusttests"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["locust.io"]
+  resources: ["locusttests/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

@@ -1,0 +1,640 @@
+"""Helm chart tests: render charts/locust-operator with the pinned helm and
+check what the cluster would get (RBAC, security, operator config, args) and
+what helm must refuse (values.schema.json)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "locust-operator"
+RELEASE = "locust-operator"
+NAMESPACE = "locust-operator"
+
+# The controller package lives in controller/ (importable without installing).
+if str(REPO / "controller") not in sys.path:
+    sys.path.insert(0, str(REPO / "controller"))
+
+from locust_operator.config import (  # noqa: E402
+    MetricsExporterConfig,
+    OperatorConfig,
+    load_config,
+)
+from locust_operator.render import TEMPLATE_NAMES  # noqa: E402
+from locust_operator.render import render as render_locusttest  # noqa: E402
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for line in (REPO / "scripts" / "versions.env").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+KUBE_VERSION = _versions()["KUBERNETES_VERSION"]
+
+
+def _bin_dir() -> Path | None:
+    if os.environ.get("LOCUST_OPERATOR_BIN_DIR"):
+        return Path(os.environ["LOCUST_OPERATOR_BIN_DIR"])
+    try:
+        out = subprocess.run(
+            [str(REPO / "scripts" / "cluster"), "bin-dir"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(out) if out else None
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    """Path of the pinned helm build; a missing helm is a failure, never a skip."""
+    bin_dir = _bin_dir()
+    path = bin_dir / "helm" if bin_dir else None
+    if path is None or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"helm not found (bin dir: {bin_dir}): run `scripts/cluster build` "
+            "(or set LOCUST_OPERATOR_BIN_DIR to a directory containing helm)",
+            pytrace=False,
+        )
+    return str(path)
+
+
+Render = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def helm_template(helm: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `helm template` on the chart with extra args; returns the process."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            helm,
+            "template",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            KUBE_VERSION,
+            *args,
+        ]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def render(helm_template: Callable[..., subprocess.CompletedProcess[str]]) -> Render:
+    """Render the chart (must succeed) and return its manifests."""
+
+    @functools.cache
+    def rendered(args: tuple[str, ...]) -> str:
+        proc = helm_template(*args)
+        assert proc.returncode == 0, f"helm template {' '.join(args)} failed:\n{proc.stderr}"
+        return proc.stdout
+
+    def run(*args: str) -> list[dict[str, Any]]:
+        return [doc for doc in yaml.safe_load_all(rendered(args)) if doc]
+
+    return run
+
+
+CONFIG_DIR = "/etc/locust-operator"
+VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+
+NAMESPACED_RULES = {
+    ("locust.io", "locusttests"): {"get", "list", "watch", "patch"},
+    ("locust.io", "locusttests/status"): {"get", "patch", "update"},
+    ("batch", "jobs"): {"get", "list", "watch", "create"},
+    ("", "services"): {"get", "list", "watch", "create"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+CLUSTER_ONLY_RULES = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def kinds(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in kinds(docs, kind) if name is None or d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {len(found)}"
+    return found[0]
+
+
+def pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    spec: dict[str, Any] = one(docs, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (c,) = pod_spec(docs)["containers"]
+    return c  # type: ignore[no-any-return]
+
+
+def rule_map(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs, flattened over the role's rules."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
+def load_rendered_config(docs: list[dict[str, Any]], tmp_path: Path) -> OperatorConfig:
+    """The rendered config.yaml, parsed by the controller's own loader."""
+    cm = one(docs, "ConfigMap", "locust-operator-config")
+    path = tmp_path / "config.yaml"
+    path.write_text(cm["data"]["config.yaml"])
+    return load_config(path, env={})
+
+
+def mounted_files(docs: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Absolute file path in the operator container -> (ConfigMap name, key)."""
+    volumes = {v["name"]: v for v in pod_spec(docs)["volumes"]}
+    out = {}
+    for mount in container(docs)["volumeMounts"]:
+        volume = volumes[mount["name"]]
+        sources = volume.get("projected", {}).get("sources", [])
+        if "configMap" in volume:
+            sources = [{"configMap": volume["configMap"]}]
+        for source in sources:
+            cm = source["configMap"]
+            for item in cm["items"]:
+                out[f"{mount['mountPath']}/{item['path']}"] = (cm["name"], item["key"])
+    return out
+
+
+# --------------------------------------------------------------------------- RBAC
+
+RBAC_CASES = {
+    "all-namespaces": [],
+    "watched": ["--set", "watchNamespaces={team-a,team-b}"],
+}
+
+
+@pytest.mark.parametrize("args", RBAC_CASES.values(), ids=RBAC_CASES.keys())
+def test_rbac_has_no_wildcards_secrets_or_delete(render: Render, args: list[str]) -> None:
+    roles = kinds(render(*args), "ClusterRole") + kinds(render(*args), "Role")
+    assert roles
+    for role in roles:
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field], f"{role['kind']} has a wildcard in {field}: {rule}"
+            assert not {"secrets", "configmaps"} & set(rule["resources"]), rule
+            assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(
+                rule["verbs"]
+            ), rule
+            assert "nonResourceURLs" not in rule and "resourceNames" not in rule, rule
+
+
+def test_rbac_all_namespaces_is_one_cluster_role(render: Render) -> None:
+    docs = render()
+    assert kinds(docs, "Role") == [] and kinds(docs, "RoleBinding") == []
+    role = one(docs, "ClusterRole")
+    assert rule_map(role) == NAMESPACED_RULES | CLUSTER_ONLY_RULES
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    sa = one(docs, "ServiceAccount")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
+    ]
+    assert pod_spec(docs)["serviceAccountName"] == sa["metadata"]["name"]
+
+
+def test_rbac_watched_namespaces_get_a_role_each(render: Render) -> None:
+    docs = render("--set", "watchNamespaces={team-a,team-b}")
+    assert rule_map(one(docs, "ClusterRole")) == CLUSTER_ONLY_RULES
+    one(docs, "ClusterRoleBinding")
+    roles = {r["metadata"]["namespace"]: r for r in kinds(docs, "Role")}
+    bindings = {b["metadata"]["namespace"]: b for b in kinds(docs, "RoleBinding")}
+    assert set(roles) == set(bindings) == {"team-a", "team-b"}
+    for ns, role in roles.items():
+        assert rule_map(role) == NAMESPACED_RULES
+        assert bindings[ns]["roleRef"]["kind"] == "Role"
+        assert bindings[ns]["roleRef"]["name"] == role["metadata"]["name"]
+        assert bindings[ns]["subjects"][0]["namespace"] == NAMESPACE
+
+
+def test_rbac_create_false_renders_no_rbac(render: Render) -> None:
+    docs = render("--set", "rbac.create=false")
+    assert not [d for d in docs if d["apiVersion"].startswith("rbac.authorization.k8s.io/")]
+
+
+# --------------------------------------------------------------------------- pod
+
+
+def test_pod_and_container_security(render: Render) -> None:
+    docs = render()
+    spec = pod_spec(docs)
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 65532
+    assert spec["securityContext"]["fsGroup"] == 65532
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is True
+    sc = container(docs)["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert "privileged" not in sc or sc["privileged"] is False
+    # A writable /tmp on the read-only root filesystem.
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    (tmp,) = [m for m in container(docs)["volumeMounts"] if m["mountPath"] == "/tmp"]
+    assert "emptyDir" in volumes[tmp["name"]]
+
+
+def test_deployment_shape_probe_and_ports(render: Render) -> None:
+    docs = render()
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    c = container(docs)
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"health": 8080, "metrics": 9090}
+    probe = c["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz" and probe["port"] == "health"
+    assert c["resources"] == VALUES["resources"]
+    assert c["command"] == ["locust-operator"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for key, value in deployment["spec"]["selector"]["matchLabels"].items():
+        assert labels[key] == value
+    assert labels["app.kubernetes.io/name"] == "locust-operator"
+    assert labels["app.kubernetes.io/instance"] == "locust-operator"
+
+
+@pytest.mark.parametrize(
+    ("args", "image"),
+    [
+        ([], f"ghcr.io/locust-operator/locust-operator:{APP_VERSION}"),
+        (["--set", "image.tag=1.2.3"], "ghcr.io/locust-operator/locust-operator:1.2.3"),
+        (["--set", "image.repository=registry.local/op"], f"registry.local/op:{APP_VERSION}"),
+    ],
+    ids=["default-appVersion", "tag", "repository"],
+)
+def test_image(render: Render, args: list[str], image: str) -> None:
+    assert container(render(*args))["image"] == image
+
+
+def test_pod_scheduling_values_pass_through(render: Render) -> None:
+    docs = render(
+        "--set",
+        "nodeSelector.pool=ops",
+        "--set",
+        "tolerations[0].key=dedicated,tolerations[0].operator=Exists",
+        "--set",
+        "podAnnotations.a=b",
+        "--set",
+        "imagePullSecrets[0].name=regcred",
+        "--set",
+        "priorityClassName=high",
+    )
+    spec = pod_spec(docs)
+    assert spec["nodeSelector"] == {"pool": "ops"}
+    assert spec["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    assert spec["priorityClassName"] == "high"
+    assert one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["a"] == "b"
+
+
+def test_config_change_rolls_the_pod(render: Render) -> None:
+    def checksum(*args: str) -> str:
+        annotations = one(render(*args), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+        return str(annotations["checksum/config"])
+
+    assert checksum() != checksum("--set", "config.logFormat=json")
+
+
+@pytest.mark.parametrize(
+    ("args", "present"),
+    [([], False), (["--set", "metrics.service.enabled=true"], True)],
+    ids=["default-off", "enabled"],
+)
+def test_metrics_service(render: Render, args: list[str], present: bool) -> None:
+    services = kinds(render(*args), "Service")
+    assert bool(services) == present
+    if present:
+        (svc,) = services
+        assert svc["spec"]["ports"] == [
+            {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+        ]
+        assert svc["spec"]["selector"] == one(render(*args), "Deployment")["spec"]["selector"]["matchLabels"]
+
+
+# ---------------------------------------------------------------- controller config and args
+
+
+def test_default_config_is_the_controllers_default(render: Render, tmp_path: Path) -> None:
+    docs = render()
+    assert load_rendered_config(docs, tmp_path) == OperatorConfig()
+    files = mounted_files(docs)
+    assert files[f"{CONFIG_DIR}/config.yaml"] == ("locust-operator-config", "config.yaml")
+    args = container(docs)["args"]
+    assert args == ["run", "--config", f"{CONFIG_DIR}/config.yaml", "--all-namespaces"]
+
+
+CONFIG_CASES = [
+    (["--set", "config.jobTtlSecondsAfterFinished=300"], "jobTtlSecondsAfterFinished", 300),
+    (["--set", "config.logFormat=json"], "logFormat", "json"),
+    (["--set", "config.honourAffinity=false"], "honourAffinity", False),
+    (["--set", "config.podHealthGraceSeconds=30"], "podHealthGraceSeconds", 30),
+    (["--set", "config.defaultRuntimeClassName=gvisor"], "defaultRuntimeClassName", "gvisor"),
+    (
+        ["--set", "config.masterResources.requests.cpu=2,config.masterResources.limits.cpu=4"],
+        "masterResources",
+        {"requests": {"cpu": "2"}, "limits": {"cpu": "4"}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "field", "expected"), CONFIG_CASES, ids=[c[1] for c in CONFIG_CASES])
+def test_values_reach_the_controller_config(
+    render: Render, tmp_path: Path, args: list[str], field: str, expected: Any
+) -> None:
+    docs = render(*args)
+    config = load_rendered_config(docs, tmp_path)
+    assert getattr(config, field) == expected
+    # Everything else keeps the controller's defaults.
+    assert dataclasses.replace(config, **{field: getattr(OperatorConfig(), field)}) == (OperatorConfig())
+
+
+def test_metrics_exporter_settings_reach_the_controller(render: Render, tmp_path: Path) -> None:
+    docs = render(
+        "--set",
+        "config.metricsExporter.enabled=false",
+        "--set",
+        "config.metricsExporter.port=9999",
+        "--set",
+        "config.metricsExporter.image=example.com/exporter:1",
+    )
+    exporter = load_rendered_config(docs, tmp_path).metricsExporter
+    assert (exporter.enabled, exporter.port, exporter.image) == (
+        False,
+        9999,
+        "example.com/exporter:1",
+    )
+
+
+def test_watch_namespaces_reach_args_and_config(render: Render, tmp_path: Path) -> None:
+    docs = render("--set", "watchNamespaces={team-a,team-b}")
+    args = container(docs)["args"]
+    assert args == [
+        "run",
+        "--config",
+        f"{CONFIG_DIR}/config.yaml",
+        "--namespace",
+        "team-a",
+        "--namespace",
+        "team-b",
+    ]
+    assert load_rendered_config(docs, tmp_path).namespaces == ("team-a", "team-b")
+
+
+def test_template_overrides_mounted_and_configured(render: Render, tmp_path: Path) -> None:
+    text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ name }}-master\n"
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"templateOverrides": {"service.yaml.j2": text}}))
+    docs = render("-f", str(values))
+    cm = one(docs, "ConfigMap", "locust-operator-templates")
+    assert cm["data"] == {"service.yaml.j2": text}  # byte for byte
+    config = load_rendered_config(docs, tmp_path)
+    assert config.templatesDir == f"{CONFIG_DIR}/templates"
+    files = mounted_files(docs)
+    assert files[f"{config.templatesDir}/service.yaml.j2"] == (
+        "locust-operator-templates",
+        "service.yaml.j2",
+    )
+    assert files[f"{CONFIG_DIR}/config.yaml"] == ("locust-operator-config", "config.yaml")
+
+
+def test_no_template_overrides_no_templates_configmap(render: Render, tmp_path: Path) -> None:
+    docs = render()
+    assert [c["metadata"]["name"] for c in kinds(docs, "ConfigMap")] == ["locust-operator-config"]
+    assert load_rendered_config(docs, tmp_path).templatesDir is None
+
+
+def test_template_override_is_used_by_the_controller(render: Render, tmp_path: Path) -> None:
+    """ci/overrides-values.yaml's service.yaml.j2, as mounted, changes what the
+    controller renders for a LocustTest (and the other templates still work)."""
+    docs = render("-f", str(CHART / "ci" / "overrides-values.yaml"))
+    config = load_rendered_config(docs, tmp_path)
+    assert config.templatesDir == f"{CONFIG_DIR}/templates"
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for path, (cm_name, key) in mounted_files(docs).items():
+        if path.startswith(config.templatesDir + "/"):
+            text = one(docs, "ConfigMap", cm_name)["data"][key]
+            (templates / Path(path).name).write_text(text)
+    test = yaml.safe_load((REPO / "examples" / "minimal.yaml").read_text())
+    objects = render_locusttest(test, dataclasses.replace(config, templatesDir=str(templates)))
+    service = next(o for o in objects if o["kind"] == "Service")
+    assert service["metadata"]["labels"]["example.com/site"] == "eu-1"
+    assert {o["kind"] for o in objects} == {"Service", "Job"}
+
+
+CLI_CASES = {
+    "all-namespaces": ([], ()),
+    "watched": (["--set", "watchNamespaces={team-a,team-b}"], ("team-a", "team-b")),
+}
+
+
+@pytest.mark.parametrize(("args", "namespaces"), CLI_CASES.values(), ids=CLI_CASES.keys())
+def test_rendered_command_is_accepted_by_the_cli(
+    render: Render,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    namespaces: tuple[str, ...],
+) -> None:
+    """The container's command line, run through the real click CLI (only the
+    controller loop is replaced), yields the rendered config and namespaces."""
+    import types
+
+    from click.testing import CliRunner
+
+    from locust_operator.cli import cli
+
+    docs = render(*args)
+    c = container(docs)
+    assert c["command"] == ["locust-operator"]
+    cm = one(docs, "ConfigMap", "locust-operator-config")
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(cm["data"]["config.yaml"])
+    cli_args = [str(config_file) if a == f"{CONFIG_DIR}/config.yaml" else a for a in c["args"]]
+
+    calls: list[tuple[OperatorConfig, dict[str, Any]]] = []
+    fake_runner = types.ModuleType("locust_operator.runner")
+    fake_runner.run_controller = lambda config, **kw: calls.append((config, kw))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "locust_operator.runner", fake_runner)
+    for name in list(os.environ):
+        if name.startswith("LOCUST_OPERATOR_"):
+            monkeypatch.delenv(name)
+
+    result = CliRunner().invoke(cli, cli_args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    ((config, kwargs),) = calls
+    assert config == dataclasses.replace(OperatorConfig(), namespaces=namespaces)
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert kwargs["liveness_port"] == ports["health"]
+    assert kwargs["metrics_port"] == ports["metrics"]
+
+
+@pytest.mark.parametrize("values_file", sorted((CHART / "ci").glob("*-values.yaml")), ids=lambda p: p.name)
+def test_ci_values_render_and_controller_accepts_config(
+    render: Render, tmp_path: Path, values_file: Path
+) -> None:
+    load_rendered_config(render("-f", str(values_file)), tmp_path)
+
+
+# --------------------------------------------------------------------------- rejected values
+
+BAD_VALUES = [
+    # (args, what helm's error must name: the JSON pointer of the field)
+    (["--set", "config.logFormat=xml"], ["/config/logFormat"]),
+    (["--set", "config.metricsExporter.pullPolicy=Sometimes"], ["/config/metricsExporter/pullPolicy"]),
+    (["--set", "image.pullPolicy=Sometimes"], ["/image/pullPolicy"]),
+    (["--set", "config.jobTtlSecondsAfterFinished=-1"], ["/config/jobTtlSecondsAfterFinished"]),
+    (["--set-string", "config.podHealthGraceSeconds=120"], ["/config/podHealthGraceSeconds"]),
+    (["--set", "config.metricsExporter.port=70000"], ["/config/metricsExporter/port"]),
+    (["--set", "config.honourAffinity=maybe"], ["/config/honourAffinity"]),
+    (["--set", "config.resources.requests.cpu=lots"], ["/config/resources/requests/cpu"]),
+    (["--set", "config.resources.spare.cpu=1"], ["/config/resources", "spare"]),
+    (["--set", "config.unknownSetting=1"], ["/config", "unknownSetting"]),
+    (["--set", "replicaCount=2"], ["replicaCount"]),
+    (["--set", "metrics.service.port=http"], ["/metrics/service/port"]),
+    (["--set", "watchNamespaces=team-a"], ["/watchNamespaces"]),
+    (["--set", "watchNamespaces={Team_A}"], ["/watchNamespaces/0"]),
+    (["--set", "config.namespaces={team-a}"], ["/config/namespaces"]),
+    (["--set", "config.templatesDir=/elsewhere"], ["/config/templatesDir"]),
+    (["--set", "templateOverrides.locustfile\\.py=x"], ["/templateOverrides", "locustfile.py"]),
+    (["--set", "templateOverrides.service\\.yaml\\.j2="], ["/templateOverrides/service.yaml.j2"]),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), BAD_VALUES, ids=[" ".join(a[1:]) for a, _ in BAD_VALUES])
+def test_bad_values_are_rejected_naming_the_field(
+    helm_template: Any, args: list[str], words: list[str]
+) -> None:
+    proc = helm_template(*args)
+    assert proc.returncode != 0, f"helm accepted {args}"
+    assert "values don't meet the specifications of the schema" in proc.stderr, proc.stderr
+    for word in words:
+        assert word in proc.stderr, f"error does not name {word!r}:\n{proc.stderr}"
+
+
+def test_old_kubernetes_is_rejected(helm: str) -> None:
+    proc = subprocess.run(
+        [helm, "template", "x", str(CHART), "--kube-version", "1.28.9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "kubeVersion" in proc.stderr or "incompatible" in proc.stderr, proc.stderr
+
+
+def test_pinned_kubernetes_is_supported(render: Render) -> None:
+    assert KUBE_VERSION and render()
+
+
+# --------------------------------------------------------------------------- drift guards
+
+
+def test_schema_config_matches_operator_config() -> None:
+    config = SCHEMA["properties"]["config"]
+    assert config["additionalProperties"] is False
+    fields = {f.name for f in dataclasses.fields(OperatorConfig)}
+    assert set(config["properties"]) == fields
+    exporter = config["properties"]["metricsExporter"]
+    exporter_fields = {f.name for f in dataclasses.fields(MetricsExporterConfig)}
+    assert set(exporter["properties"]) == exporter_fields
+    # values.yaml spells out every setting, with the controller's defaults.
+    assert set(VALUES["config"]) == fields
+
+
+def test_schema_rejects_unknown_top_level_keys() -> None:
+    assert SCHEMA["additionalProperties"] is False
+    assert set(SCHEMA["properties"]) - {"global"} == set(VALUES)
+
+
+def test_template_override_names_are_the_builtin_templates() -> None:
+    names = SCHEMA["properties"]["templateOverrides"]["propertyNames"]["enum"]
+    assert sorted(names) == sorted(TEMPLATE_NAMES)
+    top = {p.name for p in (REPO / "templates").glob("*.yaml.j2")}
+    assert set(TEMPLATE_NAMES) <= top
+
+
+def test_chart_templates_copy_is_identical() -> None:
+    resync = "resync with: cp templates/*.yaml.j2 charts/locust-operator/files/templates/"
+    top = {p.name: p.read_bytes() for p in (REPO / "templates").glob("*.yaml.j2")}
+    copy = {p.name: p.read_bytes() for p in (CHART / "files" / "templates").glob("*.yaml.j2")}
+    assert top, "no templates/*.yaml.j2 in the repository"
+    assert set(copy) == set(top), f"file names differ; {resync}"
+    for name in top:
+        assert copy[name] == top[name], f"files/templates/{name} differs from templates/; {resync}"
+
+
+def _leaf_paths(value: Any, prefix: str = "") -> list[str]:
+    if isinstance(value, dict) and value:
+        return [p for k, v in value.items() for p in _leaf_paths(v, f"{prefix}{k}.")]
+    return [prefix.rstrip(".")]
+
+
+def test_every_values_key_has_a_comment() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    missing = []
+    for i, line in enumerate(lines):
+        if re.match(r"^\s*[\w.-]+:", line):
+            previous = lines[i - 1].strip() if i else ""
+            if not previous.startswith("#"):
+                missing.append(f"{i + 1}: {line.strip()}")
+    assert not missing, "values.yaml keys without a comment line above:\n" + "\n".join(missing)
+
+
+def test_docs_values_table_lists_every_key() -> None:
+    docs = (REPO / "docs" / "chart.md").read_text()
+    missing = [p for p in _leaf_paths(VALUES) if f"`{p}`" not in docs]
+    assert not missing, f"docs/chart.md values table lacks: {missing}"
+
+
+@pytest.mark.parametrize("name", ["lintconf.yaml", "chart_schema.yaml"])
+def test_ct_config_copies_match_the_pinned_chart_testing(helm: str, name: str) -> None:
+    """.ct/ holds copies of the pinned ct's etc/ files (scripts/cluster build
+    puts the originals in <cache key>/ct-etc/ next to bin/)."""
+    original = Path(helm).parent.parent / "ct-etc" / name
+    assert original.is_file(), f"{original} missing: run `scripts/cluster build`"
+    assert (REPO / ".ct" / name).read_bytes() == original.read_bytes(), (
+        f"resync with: cp {original} .ct/{name}"
+    )

@@ -1,0 +1,199 @@
+"""derive_status and pod health, table-driven (pure functions)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from locust_operator.health import PodProblem, pod_problem
+from locust_operator.status import Observation, condition, derive_status, transition_events
+
+NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+EARLIER = "2026-11-23T11:59:00Z"
+
+
+def obs(**kwargs: Any) -> Observation:
+    defaults: dict[str, Any] = {"generation": 1, "expected_workers": 2, "now": NOW,
+                                "grace_seconds": 120}
+    return Observation(**{**defaults, **kwargs})
+
+
+def job(ready: int = 0, active: int = 0, complete: bool = False, failed: bool = False) -> dict[str, Any]:
+    conditions = []
+    if complete:
+        conditions.append({"type": "Complete", "status": "True"})
+    if failed:
+        conditions.append({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                           "message": "Job has reached the specified backoff limit"})
+    return {"ready": ready, "active": active, "conditions": conditions,
+            **({"completionTime": "2026-11-23T11:59:59Z"} if complete else {})}
+
+
+CREATED = {"service": True, "master_job": job(), "worker_job": job()}
+
+
+def _reasons(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+@pytest.mark.parametrize(("previous_phase", "children", "phase", "expected"), [
+    # Nothing observed yet: creating.
+    (None, {}, "Pending", {"Ready": ("False", "ResourcesCreating"),
+                           "TestCompleted": ("False", "TestInProgress"),
+                           "WorkersConnected": ("False", "WaitingForWorkers"),
+                           "PodsHealthy": ("Unknown", "PodsStarting")}),
+    # Children exist, master not ready yet.
+    (None, CREATED, "Pending", {"Ready": ("True", "ResourcesCreated")}),
+    # Master pod ready, 1 of 2 workers.
+    ("Pending", {**CREATED, "master_job": job(ready=1, active=1), "worker_job": job(ready=1)},
+     "Running", {"WorkersConnected": ("False", "WaitingForWorkers"),
+                 "PodsHealthy": ("True", "PodsHealthy")}),
+    # All workers.
+    ("Running", {**CREATED, "master_job": job(ready=1), "worker_job": job(ready=2)},
+     "Running", {"WorkersConnected": ("True", "AllWorkersConnected")}),
+    # Active but not ready (image still pulling) is not Running.
+    ("Pending", {**CREATED, "master_job": job(active=1)}, "Pending", {}),
+    # Running never flaps back to Pending.
+    ("Running", {**CREATED, "master_job": job(ready=0, active=1)}, "Running", {}),
+    # Complete -> Succeeded.
+    ("Running", {**CREATED, "master_job": job(complete=True)}, "Succeeded",
+     {"TestCompleted": ("True", "TestSucceeded")}),
+    # Failed -> Failed with TestCompleted False/TestFailed.
+    ("Running", {**CREATED, "master_job": job(failed=True)}, "Failed",
+     {"TestCompleted": ("False", "TestFailed")}),
+    # Straight from Pending to Succeeded (fast test).
+    ("Pending", {**CREATED, "master_job": job(complete=True)}, "Succeeded", {}),
+    # Terminal phases never change, whatever the children say (even TTL cleanup).
+    ("Succeeded", {**CREATED, "master_job": job(failed=True)}, "Succeeded", {}),
+    ("Failed", {**CREATED, "master_job": job(complete=True)}, "Failed", {}),
+    ("Succeeded", {}, "Succeeded", {}),
+    # A permanent create error fails the test.
+    (None, {"create_error": "Job demo-master: forbidden"}, "Failed",
+     {"Ready": ("False", "ResourcesFailed"), "TestCompleted": ("False", "TestFailed")}),
+])
+def test_phase_and_conditions(previous_phase: str | None, children: dict[str, Any], phase: str,
+                              expected: dict[str, tuple[str, str]]) -> None:
+    previous = {"phase": previous_phase} if previous_phase else {}
+    if previous_phase in ("Succeeded", "Failed"):
+        previous["conditions"] = [{"type": "Ready", "status": "True", "reason": "ResourcesCreated",
+                                   "message": "", "lastTransitionTime": EARLIER}]
+    status = derive_status(previous, obs(**children)).status
+    assert status["phase"] == phase
+    reasons = _reasons(status)
+    for kind, value in expected.items():
+        assert reasons[kind] == value, (kind, reasons)
+
+
+def test_child_deleted_while_running_fails_the_test() -> None:
+    running = derive_status({}, obs(**{**CREATED, "master_job": job(ready=1)})).status
+    assert running["phase"] == "Running"
+    gone = derive_status(running, obs(service=True, worker_job=job())).status
+    assert gone["phase"] == "Failed"
+    assert _reasons(gone)["Ready"] == ("False", "ResourcesFailed")
+    assert "master Job deleted" in condition(gone, "Ready")["message"]  # type: ignore[index]
+    reasons = [e.reason for e in transition_events(running, gone)]
+    assert reasons == ["ResourceDeleted", "TestFailed"]
+
+
+def test_last_transition_time_moves_only_when_status_flips() -> None:
+    first = derive_status({}, obs(**CREATED)).status
+    later = NOW + timedelta(seconds=30)
+    second = derive_status(first, obs(**CREATED, now=later)).status
+    assert second == first  # nothing changed: no patch would be sent
+    third = derive_status(second, obs(**{**CREATED, "master_job": job(ready=1)}, now=later)).status
+    before, after = condition(second, "TestCompleted"), condition(third, "TestCompleted")
+    assert before and after and before["status"] == after["status"] == "False"
+    assert after["lastTransitionTime"] == before["lastTransitionTime"]
+    assert third["startTime"] == "2026-11-23T12:00:30Z"
+    ready = condition(third, "PodsHealthy")
+    assert ready and ready["lastTransitionTime"] == "2026-11-23T12:00:30Z"
+
+
+def test_workers_missing_after_all_connected() -> None:
+    full = derive_status({"phase": "Running"}, obs(**{**CREATED, "master_job": job(ready=1),
+                                                      "worker_job": job(ready=2)})).status
+    fewer = derive_status(full, obs(**{**CREATED, "master_job": job(ready=1),
+                                       "worker_job": job(ready=1)})).status
+    assert _reasons(fewer)["WorkersConnected"] == ("False", "WorkersMissing")
+    assert condition(fewer, "WorkersConnected")["message"] == "1/2 workers connected"  # type: ignore[index]
+    assert fewer["connectedWorkers"] == 1
+
+
+PROBLEM = PodProblem("demo-master-x", "ConfigurationError",
+                     'pod demo-master-x container locust: CreateContainerConfigError: '
+                     'configmap "demo" not found', "2026-11-23T11:59:00Z")
+
+
+@pytest.mark.parametrize(("grace", "phase", "health", "recheck"), [
+    (120, "Pending", ("Unknown", "PodsStarting"), 60.0),
+    (60, "Failed", ("False", "ConfigurationError"), None),
+    (0, "Failed", ("False", "ConfigurationError"), None),
+])
+def test_pod_problems_fail_after_grace(grace: int, phase: str, health: tuple[str, str],
+                                       recheck: float | None) -> None:
+    derived = derive_status({}, obs(**CREATED, problems=(PROBLEM,), grace_seconds=grace))
+    assert derived.status["phase"] == phase
+    assert _reasons(derived.status)["PodsHealthy"] == health
+    assert derived.recheck_after == recheck
+    assert 'configmap "demo" not found' in condition(derived.status, "PodsHealthy")["message"]  # type: ignore[index]
+    if phase == "Failed":
+        completed = condition(derived.status, "TestCompleted")
+        assert completed and 'configmap "demo" not found' in completed["message"]
+        reasons = [e.reason for e in transition_events({}, derived.status)]
+        assert "PodFailure" in reasons and "TestFailed" in reasons
+
+
+def test_spec_drift_is_reported_once_per_generation() -> None:
+    base = derive_status({}, obs(**CREATED)).status
+    drifted = derive_status(base, obs(**CREATED, generation=2)).status
+    assert _reasons(drifted)["SpecDrifted"] == ("True", "SpecChangeIgnored")
+    assert drifted["observedGeneration"] == 2
+    assert [e.reason for e in transition_events(base, drifted)] == ["SpecChangeIgnored"]
+    again = derive_status(drifted, obs(**CREATED, generation=2)).status
+    assert again == drifted
+    assert transition_events(drifted, again) == []
+
+
+def test_events_for_a_normal_run() -> None:
+    pending = derive_status({}, obs(**CREATED)).status
+    running = derive_status(pending, obs(**{**CREATED, "master_job": job(ready=1)})).status
+    done = derive_status(running, obs(**{**CREATED, "master_job": job(complete=True)})).status
+    assert [e.reason for e in transition_events(pending, running)] == ["TestStarted"]
+    assert [e.reason for e in transition_events(running, done)] == ["TestCompleted"]
+    assert done["completionTime"] == "2026-11-23T11:59:59Z"
+
+
+def _pod(**status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "p", "creationTimestamp": EARLIER}, "status": status}
+
+
+def _waiting(reason: str, message: str = "") -> dict[str, Any]:
+    return {"name": "locust", "state": {"waiting": {"reason": reason, "message": message}}}
+
+
+@pytest.mark.parametrize(("pod", "reason", "words"), [
+    (_pod(phase="Pending"), None, ""),
+    (_pod(containerStatuses=[{"name": "locust", "state": {"running": {}}}]), None, ""),
+    (_pod(containerStatuses=[_waiting("ErrImagePull", "pull access denied for nope")]),
+     "ImagePullError", "pull access denied"),
+    (_pod(containerStatuses=[_waiting("ImagePullBackOff")]), "ImagePullError", "ImagePullBackOff"),
+    (_pod(containerStatuses=[_waiting("CreateContainerConfigError", 'configmap "x" not found')]),
+     "ConfigurationError", 'configmap "x" not found'),
+    (_pod(containerStatuses=[_waiting("CrashLoopBackOff")]), "CrashLoopBackOff", "CrashLoopBackOff"),
+    (_pod(initContainerStatuses=[{**_waiting("CrashLoopBackOff"), "name": "init"}]),
+     "InitializationError", "init"),
+    (_pod(initContainerStatuses=[{"name": "setup", "state": {"terminated": {"exitCode": 3}}}]),
+     "InitializationError", "exited with code 3"),
+    (_pod(conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                       "message": "0/3 nodes are available: insufficient cpu"}]),
+     "SchedulingError", "insufficient cpu"),
+])
+def test_pod_problem(pod: dict[str, Any], reason: str | None, words: str) -> None:
+    problem = pod_problem(pod)
+    if reason is None:
+        assert problem is None
+    else:
+        assert problem is not None and problem.reason == reason and words in problem.message
+        assert problem.since == EARLIER
