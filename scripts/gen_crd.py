@@ -70,6 +70,8 @@ def _structural(node: Any, defs: dict[str, Any], seen: tuple[str, ...]) -> Any:
         elif key == "properties":
             out["properties"] = {k: _structural(v, defs, seen) for k, v in sorted(value.items())}
         elif key in ("items", "additionalProperties"):
+            if value is False:
+                continue  # "strict" schemas close every object; CRDs prune unknown fields instead
             out[key] = _structural(value, defs, seen) if isinstance(value, dict) else value
         else:
             out[key] = copy.deepcopy(value)

@@ -96,6 +96,13 @@ def _job_state(job: dict[str, Any] | None) -> str:
     return RUNNING if running > 0 else PENDING
 
 
+def _succeeded_pods(job: dict[str, Any] | None) -> int:
+    # The Job controller first lists finished pods as uncounted, then counts them.
+    job = job or {}
+    uncounted = (job.get("uncountedTerminatedPods") or {}).get("succeeded") or []
+    return int(job.get("succeeded", 0) or 0) + len(uncounted)
+
+
 def _job_failure(job: dict[str, Any]) -> str:
     for cond in job.get("conditions", []):
         if cond.get("type") == "Failed" and cond.get("status") == "True":
@@ -175,7 +182,9 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     if prev_phase in TERMINAL:
         connected = int(previous.get("connectedWorkers", 0))
     counts = f"{connected}/{obs.expected_workers} workers connected"
-    if phase in TERMINAL and prev_phase in TERMINAL:
+    # Workers that finished with the test are not missing: keep what was seen during the run.
+    workers_done = _job_state(obs.worker_job) in TERMINAL or _succeeded_pods(obs.worker_job) > 0
+    if workers_done and condition(previous, "WorkersConnected") is not None:
         _keep(conditions, previous, "WorkersConnected")
     elif phase in TERMINAL:
         _keep(conditions, previous, "WorkersConnected")
@@ -213,7 +222,7 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
         "connectedWorkers": connected,
     }
     start = previous.get("startTime")
-    if start is None and phase != PENDING:
+    if start is None and phase in (RUNNING, SUCCEEDED):
         start = timestamp(obs.now)
     if start is not None:
         status["startTime"] = start
@@ -240,8 +249,7 @@ def transition_events(previous: Status, current: Status) -> list[Event]:
     ready_before, ready_after = condition(previous, "Ready") or {}, condition(current, "Ready") or {}
     if (ready_after.get("reason") == "ResourcesFailed" and ready_before.get("reason") == "ResourcesCreated"):
         events.append(Event("Warning", "ResourceDeleted", ready_after.get("message", "")))
-    if before == PENDING and after in (RUNNING, SUCCEEDED, FAILED) and current.get("startTime") \
-            and not previous.get("startTime"):
+    if current.get("startTime") and not previous.get("startTime"):
         events.append(Event("Normal", "TestStarted", "the master is running"))
     if after != before and after == SUCCEEDED:
         events.append(Event("Normal", "TestCompleted", "the test completed successfully"))

@@ -197,3 +197,28 @@ def test_pod_problem(pod: dict[str, Any], reason: str | None, words: str) -> Non
     else:
         assert problem is not None and problem.reason == reason and words in problem.message
         assert problem.since == EARLIER
+
+
+def test_workers_finishing_with_the_test_are_not_missing() -> None:
+    full = derive_status({"phase": "Running"}, obs(**{**CREATED, "master_job": job(ready=1),
+                                                      "worker_job": job(ready=2)})).status
+    finished = derive_status(full, obs(**{**CREATED, "master_job": job(ready=1),
+                                          "worker_job": job(complete=True)})).status
+    assert _reasons(finished)["WorkersConnected"] == ("True", "AllWorkersConnected")
+    assert finished["connectedWorkers"] == 0
+
+
+def test_workers_exiting_one_by_one_at_the_end_are_not_missing() -> None:
+    full = derive_status({"phase": "Running"}, obs(**{**CREATED, "master_job": job(ready=1),
+                                                      "worker_job": job(ready=2)})).status
+    one_left = derive_status(full, obs(**{**CREATED, "master_job": job(ready=1),
+                                          "worker_job": {**job(ready=1), "succeeded": 1}})).status
+    assert _reasons(one_left)["WorkersConnected"] == ("True", "AllWorkersConnected")
+
+
+def test_uncounted_succeeded_workers_are_finishing_not_missing() -> None:
+    full = derive_status({"phase": "Running"}, obs(**{**CREATED, "master_job": job(ready=1),
+                                                      "worker_job": job(ready=2)})).status
+    worker = {**job(ready=1), "uncountedTerminatedPods": {"succeeded": ["uid-1"]}}
+    one_left = derive_status(full, obs(**{**CREATED, "master_job": job(ready=1), "worker_job": worker}))
+    assert _reasons(one_left.status)["WorkersConnected"] == ("True", "AllWorkersConnected")

@@ -1,0 +1,242 @@
+"""Fixtures for integration tests against a local control plane.
+
+The session-scoped ``cluster`` fixture runs ``scripts/cluster up`` once per
+test session with its own ``CLUSTER_DIR`` (``.cluster/pytest-<pid>``) and
+``scripts/cluster down`` at the end. When the pinned binaries are missing,
+``up`` builds them first (a cold build takes tens of minutes); tests are never
+skipped silently.
+
+Set ``LOCUST_OPERATOR_REUSE_CLUSTER=1`` to use an already running cluster
+instead (``KUBECONFIG`` if set, else the default ``.cluster/kubeconfig`` from
+``scripts/cluster up``); it is then neither started nor stopped.
+
+Every test under ``tests/integration`` is marked ``integration``, so
+``pytest -m "not integration"`` deselects them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+CLUSTER_SCRIPT = REPO_ROOT / "scripts" / "cluster"
+VERSIONS_FILE = REPO_ROOT / "scripts" / "versions.env"
+
+T = TypeVar("T")
+
+
+def read_versions() -> dict[str, str]:
+    """Parse scripts/versions.env (plain KEY=value lines)."""
+    versions: dict[str, str] = {}
+    for line in VERSIONS_FILE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            versions[key.strip()] = value.strip().strip("\"'")
+    return versions
+
+
+class CommandError(subprocess.CalledProcessError):
+    """CalledProcessError whose message includes the command's output."""
+
+    def __str__(self) -> str:
+        return (
+            f"{' '.join(map(str, self.cmd))} exited with {self.returncode}\n"
+            f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+        )
+
+
+@dataclass
+class Cluster:
+    kubeconfig: Path
+    bin_dir: Path
+    env: dict[str, str]
+    cluster_dir: Path | None = None  # None when reusing a cluster we did not start
+    versions: dict[str, str] = field(default_factory=read_versions)
+
+    def run(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command with the cluster's env (KUBECONFIG, PATH)."""
+        proc = subprocess.run(
+            [str(a) for a in args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise CommandError(proc.returncode, proc.args, proc.stdout, proc.stderr)
+        return proc
+
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            str(self.bin_dir / "kubectl"), *args, input=input, check=check, timeout=timeout
+        )
+
+    def kubectl_json(self, *args: str) -> Any:
+        """``kubectl <args> -o json``, parsed."""
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 300):
+        return self.run(str(self.bin_dir / "helm"), *args, check=check, timeout=timeout)
+
+    @staticmethod
+    def wait_for(
+        fn: Callable[[], T],
+        *,
+        timeout: float = 120,
+        interval: float = 0.5,
+        what: str = "condition",
+    ) -> T:
+        """Poll ``fn`` until it returns a truthy value; return that value.
+
+        Timeouts are generous on purpose: tests must not depend on machine speed.
+        """
+        deadline = time.monotonic() + timeout
+        last_exc: Exception | None = None
+        while True:
+            try:
+                value = fn()
+                if value:
+                    return value
+            except (subprocess.CalledProcessError, KeyError, IndexError, ValueError) as exc:
+                last_exc = exc
+            if time.monotonic() >= deadline:
+                detail = f"; last error: {last_exc}" if last_exc else ""
+                raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
+            time.sleep(interval)
+
+
+def _script(*args: str, env: dict[str, str], capture: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CLUSTER_SCRIPT), *args],
+        env=env,
+        text=True,
+        capture_output=capture,
+        check=False,
+    )
+
+
+def _cluster_env(kubeconfig: Path, bin_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["KUBECONFIG"] = str(kubeconfig)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "integration: needs the local Kubernetes control plane (scripts/cluster); "
+        "deselect with -m 'not integration'",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    base_env = dict(os.environ)
+    bin_dir = Path(_script("bin-dir", env=base_env, capture=True).stdout.strip())
+
+    if os.environ.get("LOCUST_OPERATOR_REUSE_CLUSTER") == "1":
+        kubeconfig = Path(os.environ.get("KUBECONFIG") or REPO_ROOT / ".cluster" / "kubeconfig")
+        if not kubeconfig.is_file():
+            pytest.fail(
+                f"LOCUST_OPERATOR_REUSE_CLUSTER=1 but {kubeconfig} does not exist; "
+                "run scripts/cluster up (or unset it to start a cluster per session)"
+            )
+        c = Cluster(kubeconfig=kubeconfig, bin_dir=bin_dir, env=_cluster_env(kubeconfig, bin_dir))
+        c.kubectl("get", "--raw", "/readyz")
+        yield c
+        return
+
+    cluster_dir = REPO_ROOT / ".cluster" / f"pytest-{os.getpid()}"
+    env = dict(base_env, CLUSTER_DIR=str(cluster_dir))
+    # Builds the binaries first when they are missing (output shown with -s).
+    up = _script("up", env=env)
+    if up.returncode != 0:
+        _script("down", env=env)
+        pytest.fail(f"scripts/cluster up failed (exit {up.returncode}); see {cluster_dir}/logs")
+    kubeconfig = cluster_dir / "kubeconfig"
+    try:
+        yield Cluster(
+            kubeconfig=kubeconfig,
+            bin_dir=bin_dir,
+            env=_cluster_env(kubeconfig, bin_dir),
+            cluster_dir=cluster_dir,
+        )
+    finally:
+        _script("down", env=env)
+        with contextlib.suppress(OSError):
+            cluster_dir.parent.rmdir()  # .cluster/, only if nothing else is in it
+
+
+@pytest.fixture(scope="session")
+def api(cluster: Cluster) -> Iterator[Any]:
+    """A ``kubernetes.client.ApiClient`` for the cluster (admin credentials)."""
+    from kubernetes import config as k8s_config
+
+    client = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _namespace_name(test_name: str) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", test_name.lower())
+    base = re.sub(r"-{2,}", "-", base).strip("-")
+    if base.startswith("test-"):
+        base = base[len("test-"):]
+    suffix = secrets.token_hex(3)
+    base = base[: 63 - len(suffix) - 4].strip("-") or "ns"
+    return f"it-{base}-{suffix}"
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test; deleted (without waiting) afterwards."""
+    name = _namespace_name(request.node.name)
+    cluster.kubectl("create", "namespace", name)
+    try:
+        # The ServiceAccount admission plugin rejects pods until the
+        # serviceaccount controller has created "default".
+        cluster.wait_for(
+            lambda: cluster.kubectl(
+                "-n", name, "get", "serviceaccount", "default", check=False
+            ).returncode == 0,
+            timeout=60,
+            what=f"ServiceAccount {name}/default",
+        )
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)

@@ -1,0 +1,295 @@
+"""The controller on the real local control plane: lifecycle, failure, drift, restart, health.
+
+Pods never really run here: kwok moves them Running -> Succeeded (or Failed,
+for pods annotated `locust-operator.test/exit-code`), and the health tests
+stand in for the kubelet, which kwok lacks, by patching pod status by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, watch
+
+from locust_operator.config import load_config
+from locust_operator.render import render
+from tests.conftest import EXAMPLES, load_example
+from tests.integration.conftest import Cluster
+from tests.integration.operator_process import OperatorProcess, install_crd
+
+GROUP, VERSION, PLURAL = "locust.io", "v2", "locusttests"
+GRACE_SECONDS = 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def crd(cluster: Cluster) -> None:
+    install_crd(cluster)
+
+
+@pytest.fixture
+def operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """A controller watching only this test's namespace (started by the test)."""
+    process = OperatorProcess(cluster, [namespace], tmp_path,
+                              config_text=f"podHealthGraceSeconds: {GRACE_SECONDS}\n")
+    cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "configmaps.yaml"))
+    yield process
+    process.stop()
+    print(f"--- operator log ({namespace}) ---\n{process.log()[-6000:]}")
+
+
+def _test(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = cluster.kubectl_json("-n", namespace, "get", "locusttest", name)
+    return result
+
+
+def _apply(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+
+
+def _phase(cluster: Cluster, namespace: str, name: str) -> str | None:
+    return _test(cluster, namespace, name).get("status", {}).get("phase")
+
+
+def _wait_phase(cluster: Cluster, namespace: str, name: str, phase: str,
+                timeout: float = 120) -> dict[str, Any]:
+    cluster.wait_for(lambda: _phase(cluster, namespace, name) == phase, timeout=timeout,
+                     what=f"{name} phase {phase}")
+    return _test(cluster, namespace, name)
+
+
+def _conditions(test: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in test["status"]["conditions"]}
+
+
+def _events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    events = cluster.kubectl_json("-n", namespace, "get", "events",
+                                  "--field-selector", f"involvedObject.name={name},"
+                                  "involvedObject.kind=LocustTest")["items"]
+    return sorted(events, key=lambda e: e["metadata"]["creationTimestamp"])
+
+
+def _is_subset(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Where `actual` (from the cluster) differs from what was rendered."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{path}: not a mapping"]
+        return [d for k, v in expected.items() for d in _is_subset(v, actual.get(k), f"{path}.{k}")]
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return [f"{path}: {actual!r} != {expected!r}"]
+        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+                for d in _is_subset(e, a, f"{path}[{i}]")]
+    return [] if expected == actual else [f"{path}: {actual!r} != {expected!r}"]
+
+
+class PhaseRecorder:
+    """Records every phase the API server stores, through a watch (no polling gaps)."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
+        self.phases: list[str | None] = []
+        self._watch = watch.Watch()
+        self._thread = threading.Thread(target=self._run, args=(api, namespace, name), daemon=True)
+        self._thread.start()
+
+    def _run(self, api: client.ApiClient, namespace: str, name: str) -> None:
+        custom = client.CustomObjectsApi(api)
+        stream = self._watch.stream(custom.list_namespaced_custom_object, GROUP, VERSION, namespace,
+                                    PLURAL, field_selector=f"metadata.name={name}", timeout_seconds=300)
+        try:
+            for event in stream:
+                phase = event["object"].get("status", {}).get("phase")
+                if not self.phases or self.phases[-1] != phase:
+                    self.phases.append(phase)
+        except Exception:  # the connection ends when stop() is called
+            pass
+
+    def stop(self) -> list[str | None]:
+        self._watch.stop()
+        return self.phases
+
+
+def _apiserver_writes(cluster: Cluster) -> dict[str, float]:
+    """Write requests the API server counted, by resource (all clients)."""
+    counts: dict[str, float] = {}
+    for line in cluster.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(kv.split("=", 1) for kv in line[line.index("{") + 1:line.index("}")].split(","))
+        if labels.get('verb', '').strip('"') in ("POST", "PATCH", "PUT", "DELETE"):
+            key = labels.get("resource", "").strip('"')
+            sub = labels.get("subresource", '""').strip('"')
+            key = f"{key}/{sub}" if sub else key
+            counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_full_lifecycle(cluster: Cluster, namespace: str, operator: OperatorProcess, api: Any) -> None:
+    operator.start()
+    writes_before = _apiserver_writes(cluster)
+    recorder = PhaseRecorder(api, namespace, "minimal")
+    manifest = load_example("minimal")
+    _apply(cluster, namespace, manifest)
+
+    done = _wait_phase(cluster, namespace, "minimal", "Succeeded")
+    phases = [p for p in recorder.stop() if p is not None]
+    assert phases == ["Pending", "Running", "Succeeded"]
+
+    # The children are exactly what `render` previews for the stored test.
+    config = load_config(operator.config_path, env={})
+    for rendered in render(_test(cluster, namespace, "minimal"), config):
+        kind, name = rendered["kind"].lower(), rendered["metadata"]["name"]
+        live = cluster.kubectl_json("-n", namespace, "get", kind, name)
+        assert _is_subset(rendered, live) == [], f"{kind}/{name} differs from render"
+        (owner,) = live["metadata"]["ownerReferences"]
+        assert owner["controller"] is True and owner["uid"] == done["metadata"]["uid"]
+
+    status = done["status"]
+    assert status["observedGeneration"] == 1
+    assert status["expectedWorkers"] == 2
+    assert status["startTime"] <= status["completionTime"]
+    conditions = _conditions(done)
+    assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == ("True", "ResourcesCreated")
+    assert (conditions["TestCompleted"]["status"], conditions["TestCompleted"]["reason"]) == \
+        ("True", "TestSucceeded")
+    assert conditions["WorkersConnected"]["reason"] == "AllWorkersConnected"
+    assert conditions["PodsHealthy"]["status"] == "True"
+    assert "SpecDrifted" not in conditions
+
+    reasons = [e["reason"] for e in _events(cluster, namespace, "minimal")]
+    assert reasons.count("Created") == 3
+    assert reasons.index("TestStarted") < reasons.index("TestCompleted")
+    assert "LocustTest created: 'minimal'" in operator.log()
+
+    table = cluster.kubectl("-n", namespace, "get", "lotest", "minimal").stdout
+    assert table.split()[:5] == ["NAME", "PHASE", "WORKERS", "CONNECTED", "AGE"]
+    assert "Succeeded" in table
+    wide = cluster.kubectl("-n", namespace, "get", "lotest", "minimal", "-o", "wide").stdout
+    assert "IMAGE" in wide and "locustio/locust:2.43.3" in wide
+
+    # No write storms: every write the operator sent during the whole lifecycle.
+    writes = operator.metric("locust_operator_api_writes_total")
+    status_patches = operator.metric("locust_operator_api_writes_total", 'resource="locusttests/status"')
+    print(f"API writes for one lifecycle: {writes:.0f} (status patches {status_patches:.0f})")
+    assert status_patches <= 8
+    assert writes <= 20
+    # Cross-check on the API server: only the operator writes LocustTests after the
+    # test's own create (kubectl apply); Kopf's bookkeeping annotations are included here.
+    after = _apiserver_writes(cluster)
+    test_writes = {k: after.get(k, 0) - writes_before.get(k, 0) for k in after
+                   if k.startswith("locusttests")}
+    print(f"API server writes on locusttests during the lifecycle: {test_writes}")
+    assert test_writes.get("locusttests/status", 0) == status_patches
+    assert test_writes.get("locusttests", 0) <= 4  # the apply itself + Kopf's annotations
+
+
+def test_failed_master_fails_the_test(cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    operator.start()
+    manifest = load_example("minimal")
+    manifest["metadata"]["name"] = "failing"
+    manifest["spec"]["master"]["annotations"] = {"locust-operator.test/exit-code": "1"}
+    _apply(cluster, namespace, manifest)
+    failed = _wait_phase(cluster, namespace, "failing", "Failed")
+    completed = _conditions(failed)["TestCompleted"]
+    assert (completed["status"], completed["reason"]) == ("False", "TestFailed")
+    assert "master Job failed" in completed["message"]
+    warnings = [e for e in _events(cluster, namespace, "failing") if e["type"] == "Warning"]
+    assert "TestFailed" in [e["reason"] for e in warnings]
+
+
+def test_update_is_ignored_and_delete_collects_children(cluster: Cluster, namespace: str,
+                                                       operator: OperatorProcess) -> None:
+    operator.start()
+    manifest = load_example("minimal")
+    manifest["metadata"]["name"] = "drift"
+    manifest["spec"]["master"]["annotations"] = {"locust-operator.test/kwok-ignore": "true"}
+    _apply(cluster, namespace, manifest)
+    cluster.wait_for(lambda: cluster.kubectl("-n", namespace, "get", "job", "drift-worker",
+                                             check=False).returncode == 0, what="worker Job")
+    cluster.kubectl("-n", namespace, "patch", "locusttest", "drift", "--type=merge",
+                    "-p", json.dumps({"spec": {"worker": {"replicas": 7}}}))
+
+    def drifted() -> bool:
+        cond = _conditions(_test(cluster, namespace, "drift")).get("SpecDrifted", {})
+        return cond.get("reason") == "SpecChangeIgnored" and cond.get("status") == "True"
+
+    cluster.wait_for(drifted, what="SpecDrifted condition")
+    worker = cluster.kubectl_json("-n", namespace, "get", "job", "drift-worker")
+    assert worker["spec"]["parallelism"] == 2  # unchanged
+    assert _test(cluster, namespace, "drift")["status"]["observedGeneration"] == 2
+    assert "Update operations on drift are not currently supported!" in operator.log()
+    assert "SpecChangeIgnored" in [e["reason"] for e in _events(cluster, namespace, "drift")]
+
+    cluster.kubectl("-n", namespace, "delete", "locusttest", "drift", "--wait=true")
+    cluster.wait_for(lambda: not cluster.kubectl_json(
+        "-n", namespace, "get", "jobs,services", "-l", "performance-test-name=drift")["items"],
+        what="children garbage-collected")
+
+
+def test_restart_between_service_and_jobs_creates_each_child_once(
+        cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    operator.start(LOCUST_OPERATOR_FAILPOINT="after-service-created")
+    manifest = load_example("minimal")
+    manifest["metadata"]["name"] = "restart"
+    _apply(cluster, namespace, manifest)
+    assert operator.wait_exit() == 70
+    assert cluster.kubectl("-n", namespace, "get", "service", "restart-master",
+                           check=False).returncode == 0
+    assert cluster.kubectl_json("-n", namespace, "get", "jobs")["items"] == []
+
+    operator.start()
+    _wait_phase(cluster, namespace, "restart", "Succeeded")
+    children = cluster.kubectl_json("-n", namespace, "get", "jobs,services",
+                                    "-l", "performance-test-name=restart")["items"]
+    assert sorted(f"{c['kind']}/{c['metadata']['name']}" for c in children) == [
+        "Job/restart-master", "Job/restart-worker", "Service/restart-master"]
+
+
+@pytest.mark.parametrize(("role", "waiting", "reason", "words"), [
+    ("master", {"reason": "CreateContainerConfigError",
+                "message": 'configmap "missing-locustfile" not found'},
+     "ConfigurationError", 'configmap "missing-locustfile" not found'),
+    ("worker", {"reason": "ImagePullBackOff",
+                "message": 'Back-off pulling image "locustio/locust:no-such-tag"'},
+     "ImagePullError", "locustio/locust:no-such-tag"),
+])
+def test_pods_that_cannot_start_fail_the_test(cluster: Cluster, namespace: str,
+                                              operator: OperatorProcess, role: str,
+                                              waiting: dict[str, str], reason: str, words: str) -> None:
+    operator.start()
+    manifest = load_example("minimal")
+    manifest["metadata"]["name"] = "unhealthy"
+    # kwok leaves these pods Pending; the test then plays the kubelet.
+    for each in ("master", "worker"):
+        manifest["spec"][each]["annotations"] = {"locust-operator.test/kwok-ignore": "true"}
+    _apply(cluster, namespace, manifest)
+    selector = f"performance-test-pod-name=unhealthy-{role}"
+    pod = cluster.wait_for(lambda: cluster.kubectl_json("-n", namespace, "get", "pods", "-l",
+                                                        selector)["items"], what="pod")[0]
+    status = {"status": {"phase": "Pending", "containerStatuses": [{
+        "name": "locust", "image": "locustio/locust", "imageID": "", "ready": False,
+        "restartCount": 0, "state": {"waiting": waiting}}]}}
+    cluster.kubectl("-n", namespace, "patch", "pod", pod["metadata"]["name"], "--subresource=status",
+                    "--type=merge", "-p", json.dumps(status))
+
+    failed = _wait_phase(cluster, namespace, "unhealthy", "Failed", timeout=60)
+    health = _conditions(failed)["PodsHealthy"]
+    assert (health["status"], health["reason"]) == ("False", reason)
+    assert words in health["message"]
+    assert words in _conditions(failed)["TestCompleted"]["message"]
+    reasons = [e["reason"] for e in _events(cluster, namespace, "unhealthy")]
+    assert "PodFailure" in reasons and "TestFailed" in reasons
+
+
+def test_invalid_test_never_reaches_the_operator(cluster: Cluster, namespace: str) -> None:
+    manifest = load_example("minimal")
+    manifest["spec"]["worker"]["replicas"] = 0
+    result = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest),
+                             check=False)
+    assert result.returncode != 0
+    assert "spec.worker.replicas" in result.stderr
