@@ -285,7 +285,7 @@ def render_validated(test: dict[str, Any], config: OperatorConfig) -> list[Manif
     for template_name in TEMPLATE_NAMES:
         text = env.get_template(template_name).render(ctx)
         try:
-            obj = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+            obj = yaml.load(text, Loader=_LOADER)
         except yaml.YAMLError as exc:
             raise RenderError(f"template {template_name} produced invalid YAML: {exc}") from None
         if not isinstance(obj, dict) or "kind" not in obj or "apiVersion" not in obj:

@@ -104,30 +104,29 @@ Arguments of `locust-operator`: run with the mounted config and either one
 {{- end }}
 
 {{/*
-Least privilege, no wildcards. Namespaced permissions go into the
-ClusterRole when all namespaces are watched, else into a Role in each
-watched namespace; CRD discovery (Kopf) always needs the ClusterRole.
+Least privilege, no wildcards: exactly the calls the controller makes (Kopf
+lists, watches and patches; the controller creates children and events and
+patches status). Kopf runs without CRD/namespace scanning, so nothing else is
+needed. All in a ClusterRole when all namespaces are watched, else in a Role
+per watched namespace.
 */}}
 {{- define "locust-operator.namespacedRules" -}}
 - apiGroups: ["locust.io"]
   resources: ["locusttests"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["locust.io"]
   resources: ["locusttests/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create"]
+  verbs: ["list", "watch", "create"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create"]
+  verbs: ["list", "watch", "create"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
