@@ -57,6 +57,7 @@ class State:
     indexes: dict[str, Any] = field(default_factory=dict)
     last_status: dict[Key, dict[str, Any]] = field(default_factory=dict)
     create_errors: dict[Key, str] = field(default_factory=dict)
+    deleted: dict[Key, set[str]] = field(default_factory=dict)
     locks: dict[Key, threading.Lock] = field(default_factory=dict)
     timers: dict[Key, threading.Timer] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
@@ -208,11 +209,20 @@ def update_fn(name: str, namespace: str, logger: logging.Logger, **kwargs: Any) 
 @kopf.on.event("batch", "v1", "jobs", labels=SELECTOR)
 @kopf.on.event("", "v1", "services", labels=SELECTOR)
 @kopf.on.event("", "v1", "pods", labels=SELECTOR)
-def child_event_fn(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
+def child_event_fn(namespace: str, labels: kopf.Labels, type: str | None, body: kopf.Body,
+                   **kwargs: Any) -> None:
     _remember_indexes(kwargs)
     test_name = labels.get("performance-test-name")
-    if test_name:
-        reconcile((namespace, test_name))
+    if not test_name:
+        return
+    key = (namespace, test_name)
+    if type == "DELETED" and body.get("kind") in ("Job", "Service"):
+        role = labels.get("app.kubernetes.io/component", "")
+        what = "Service" if body["kind"] == "Service" else f"{role} Job"
+        state = _state()
+        with state.guard:
+            state.deleted.setdefault(key, set()).add(what)
+    reconcile(key)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -223,6 +233,7 @@ def test_event_fn(namespace: str, name: str, type: str | None, **kwargs: Any) ->
         key = (namespace, name)
         state.last_status.pop(key, None)
         state.create_errors.pop(key, None)
+        state.deleted.pop(key, None)
         timer = state.timers.pop(key, None)
         if timer:
             timer.cancel()
@@ -245,6 +256,7 @@ def _observation(key: Key, test: dict[str, Any], just_created: bool) -> Observat
         master_job=jobs.get("master", default),
         worker_job=jobs.get("worker", default),
         create_error=state.create_errors.get(key),
+        deleted=tuple(sorted(state.deleted.get(key, ()))),
         problems=problems,
         child_names=(names["master"], names["worker"]),
     )

@@ -39,6 +39,9 @@ class Observation:
     master_job: dict[str, Any] | None = None  # the Job's .status, None when absent
     worker_job: dict[str, Any] | None = None
     create_error: str | None = None  # why the children could not be created
+    # Children whose deletion was observed ("Service", "master Job", "worker Job").
+    # Absence from the watch caches alone proves nothing: a new Job may not be seen yet.
+    deleted: tuple[str, ...] = ()
     problems: tuple[PodProblem, ...] = ()
     child_names: tuple[str, str] = ("master", "worker")
 
@@ -131,22 +134,18 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
         failure = _job_failure(obs.master_job)
 
     # Ready: were the Service and both Jobs created (and are they still there)?
-    if prev_phase in TERMINAL and not all_exist:
+    if prev_phase in TERMINAL and (obs.deleted or not all_exist):
         _keep(conditions, previous, "Ready")  # e.g. ttlSecondsAfterFinished removed the Jobs
     elif obs.create_error:
         _set(conditions, previous, "Ready", "False", "ResourcesFailed", obs.create_error, obs)
         failure = failure or f"could not create the test's resources: {obs.create_error}"
-    elif all_exist:
-        _set(conditions, previous, "Ready", "True", "ResourcesCreated",
-             "Service, master Job and worker Job created", obs)
-    elif was_created or (condition(previous, "Ready") or {}).get("reason") == "ResourcesFailed":
-        gone = [kind for kind, present in (("Service", obs.service),
-                                           ("master Job", obs.master_job is not None),
-                                           ("worker Job", obs.worker_job is not None))
-                if not present]
-        message = f"{', '.join(gone)} deleted while the test was running; not re-created"
+    elif obs.deleted:
+        message = f"{', '.join(obs.deleted)} deleted while the test was running; not re-created"
         _set(conditions, previous, "Ready", "False", "ResourcesFailed", message, obs)
         failure = failure or message
+    elif all_exist or was_created:
+        _set(conditions, previous, "Ready", "True", "ResourcesCreated",
+             "Service, master Job and worker Job created", obs)
     else:
         _set(conditions, previous, "Ready", "False", "ResourcesCreating",
              "creating the Service and Jobs", obs)

@@ -293,3 +293,22 @@ def test_invalid_test_never_reaches_the_operator(cluster: Cluster, namespace: st
                              check=False)
     assert result.returncode != 0
     assert "spec.worker.replicas" in result.stderr
+
+
+def test_child_deleted_by_hand_fails_the_test_and_is_not_recreated(
+        cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    operator.start()
+    manifest = load_example("minimal")
+    manifest["metadata"]["name"] = "handdel"
+    for role in ("master", "worker"):  # pods stay Pending: the test is still in progress
+        manifest["spec"][role]["annotations"] = {"locust-operator.test/kwok-ignore": "true"}
+    _apply(cluster, namespace, manifest)
+    cluster.wait_for(lambda: _conditions(_test(cluster, namespace, "handdel"))
+                     .get("Ready", {}).get("reason") == "ResourcesCreated", what="ResourcesCreated")
+    cluster.kubectl("-n", namespace, "delete", "job", "handdel-worker")
+    failed = _wait_phase(cluster, namespace, "handdel", "Failed", timeout=60)
+    ready = _conditions(failed)["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "ResourcesFailed")
+    assert "worker Job deleted" in ready["message"]
+    assert "ResourceDeleted" in [e["reason"] for e in _events(cluster, namespace, "handdel")]
+    assert cluster.kubectl("-n", namespace, "get", "job", "handdel-worker", check=False).returncode != 0

@@ -1,16 +1,39 @@
-"""The rendered args are accepted by Locust's own parser with the prescribed values."""
+"""The rendered args are accepted by Locust's own parser with the prescribed values.
+
+Locust is imported in a subprocess: it monkey-patches the standard library with
+gevent on import, which must not happen inside the test process.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from locust.argument_parser import parse_options
 
 from locust_operator.config import OperatorConfig
 from locust_operator.render import master_args, render, split_seed, worker_args
 from tests.conftest import BASE_TEST, EXAMPLE_TESTS, load_example
+
+_PARSE = """
+import json, sys
+from locust.argument_parser import parse_options
+options = parse_options(json.loads(sys.stdin.read()))
+print(json.dumps({k: v for k, v in vars(options).items()
+                  if isinstance(v, (str, int, float, bool, list, type(None)))}))
+"""
+
+
+def parse_options(args: list[str]) -> SimpleNamespace:
+    """Locust's own argument parser, run in a separate process."""
+    result = subprocess.run([sys.executable, "-c", _PARSE], input=json.dumps(args),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, f"locust rejected {args}: {result.stderr}"
+    return SimpleNamespace(**json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 def _args(test: dict[str, Any]) -> dict[str, list[str]]:

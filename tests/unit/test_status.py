@@ -89,7 +89,9 @@ def test_phase_and_conditions(previous_phase: str | None, children: dict[str, An
 def test_child_deleted_while_running_fails_the_test() -> None:
     running = derive_status({}, obs(**{**CREATED, "master_job": job(ready=1)})).status
     assert running["phase"] == "Running"
-    gone = derive_status(running, obs(service=True, worker_job=job())).status
+    lagging = derive_status(running, obs(service=True, worker_job=job())).status
+    assert lagging == running  # not yet in the watch cache is not deleted
+    gone = derive_status(running, obs(service=True, worker_job=job(), deleted=("master Job",))).status
     assert gone["phase"] == "Failed"
     assert _reasons(gone)["Ready"] == ("False", "ResourcesFailed")
     assert "master Job deleted" in condition(gone, "Ready")["message"]  # type: ignore[index]
