@@ -149,6 +149,12 @@ def test_full_lifecycle(cluster: Cluster, namespace: str, operator: OperatorProc
         (owner,) = live["metadata"]["ownerReferences"]
         assert owner["controller"] is True and owner["uid"] == done["metadata"]["uid"]
 
+    # Kopf's bookkeeping uses this project's prefix, and no finalizer blocks deletion.
+    annotations = done["metadata"].get("annotations", {})
+    assert any(k.startswith("operator.locust.io/") for k in annotations), annotations
+    assert not any("kopf.zalando.org" in k for k in annotations), annotations
+    assert not done["metadata"].get("finalizers")
+
     status = done["status"]
     assert status["observedGeneration"] == 1
     assert status["expectedWorkers"] == 2

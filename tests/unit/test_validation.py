@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from typing import Any
@@ -13,7 +14,7 @@ import yaml
 from locust_operator.config import OperatorConfig
 from locust_operator.render import render
 from locust_operator.validation import InvalidLocustTest, validate, validated
-from tests.conftest import BASE_TEST, EXAMPLE_TESTS, load_example
+from tests.conftest import BASE_TEST, EXAMPLE_TESTS, EXAMPLES, load_example
 from tests.unit.bad_examples import BAD_EXAMPLES, bad_manifest
 
 
@@ -98,3 +99,27 @@ def test_cli_rejects_garbage(stdin: str, words: str) -> None:
     assert result.returncode == 1
     assert words in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("config_text", "words"), [
+    ("logFormat: xml\n", "config: logFormat: must be one of text, json"),
+    ("podHealthGraceSeconds: -5\n", "config: podHealthGraceSeconds: must be >= 0"),
+])
+def test_run_refuses_a_bad_config_before_connecting(tmp_path: Any, config_text: str, words: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(config_text)
+    result = _cli("run", "--config", str(path))
+    assert result.returncode == 1
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_render_config_and_template_override(tmp_path: Any) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("jobTtlSecondsAfterFinished: 42\nmetricsExporter: {enabled: false}\n")
+    result = _cli("render", str(EXAMPLES / "minimal.yaml"), "--config", str(config), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    items = json.loads(result.stdout)["items"]
+    assert [i["kind"] for i in items] == ["Service", "Job", "Job"]
+    assert all(i["spec"]["ttlSecondsAfterFinished"] == 42 for i in items if i["kind"] == "Job")
+    assert "initContainers" not in items[1]["spec"]["template"]["spec"]
