@@ -70,6 +70,10 @@ class OperatorConfig:
     honourTolerations: bool = True
     # Time a pod may spend starting before image/config errors fail the test.
     podHealthGraceSeconds: int = 120
+    # How often a Running test's master is asked for live results (0: never).
+    statsPollSeconds: int = 10
+    # Where the master's REST API is reached; {service} and {namespace} are filled in.
+    statsUrlTemplate: str = "http://{service}.{namespace}.svc:8089/stats/requests"
     # Namespaces the controller watches; empty means all namespaces.
     namespaces: tuple[str, ...] = ()
     logFormat: str = "text"
@@ -85,7 +89,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "metricsExporter.pullPolicy": ("Always", "IfNotPresent", "Never"),
     "logFormat": ("text", "json"),
 }
-_NON_NEGATIVE = {"jobTtlSecondsAfterFinished", "podHealthGraceSeconds"}
+_NON_NEGATIVE = {"jobTtlSecondsAfterFinished", "podHealthGraceSeconds", "statsPollSeconds"}
 _PORT = {"metricsExporter.port"}
 _RESOURCE_KEYS = {"requests", "limits"}
 _QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]i?|Ki)?$")
@@ -169,6 +173,14 @@ def _check(path: str, value: Any) -> None:
         raise ConfigError(f"{path}: must be >= 0, got {value}")
     if path in _PORT and not 1 <= value <= 65535:
         raise ConfigError(f"{path}: must be a port number 1..65535, got {value}")
+    if path == "statsUrlTemplate":
+        try:
+            url = value.format(service="s", namespace="n")
+        except (KeyError, IndexError, ValueError):
+            raise ConfigError(f"{path}: only {{service}} and {{namespace}} may be filled in, "
+                              f"got {value!r}") from None
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{path}: must be an http(s) URL, got {value!r}")
 
 
 def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:

@@ -27,6 +27,7 @@ from locust_operator.children import PermanentCreateError, TransientCreateError,
 from locust_operator.config import OperatorConfig
 from locust_operator.events import post_event
 from locust_operator.health import pod_failed, pod_problem
+from locust_operator.locust_stats import fetch, stats_url, summarize
 from locust_operator.metrics import (
     API_WRITES,
     ERRORS,
@@ -58,6 +59,8 @@ class State:
     last_status: dict[Key, dict[str, Any]] = field(default_factory=dict)
     create_errors: dict[Key, str] = field(default_factory=dict)
     deleted: dict[Key, set[str]] = field(default_factory=dict)
+    locust: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    pollers: dict[Key, threading.Event] = field(default_factory=dict)
     locks: dict[Key, threading.Lock] = field(default_factory=dict)
     timers: dict[Key, threading.Timer] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
@@ -234,6 +237,8 @@ def test_event_fn(namespace: str, name: str, type: str | None, **kwargs: Any) ->
         state.last_status.pop(key, None)
         state.create_errors.pop(key, None)
         state.deleted.pop(key, None)
+        state.locust.pop(key, None)
+        _stop_polling(key)
         timer = state.timers.pop(key, None)
         if timer:
             timer.cancel()
@@ -256,6 +261,7 @@ def _observation(key: Key, test: dict[str, Any], just_created: bool) -> Observat
         master_job=jobs.get("master", default),
         worker_job=jobs.get("worker", default),
         create_error=state.create_errors.get(key),
+        locust=state.locust.get(key),
         deleted=tuple(sorted(state.deleted.get(key, ()))),
         problems=problems,
         child_names=(names["master"], names["worker"]),
@@ -282,6 +288,10 @@ def reconcile(key: Key, just_created: bool = False) -> None:
             if phase in TERMINAL and previous.get("phase") not in TERMINAL:
                 TERMINAL_SECONDS.labels(phase).observe(_age_seconds(test))
         _schedule(key, derived.recheck_after)
+        if derived.status["phase"] == "Running":
+            _start_polling(key)
+        else:
+            _stop_polling(key)
 
 
 def _patch_status(key: Key, status: dict[str, Any]) -> None:
@@ -317,3 +327,36 @@ def _safe_reconcile(key: Key) -> None:
     except Exception:  # a timer thread must not die silently
         ERRORS.labels("recheck").inc()
         log.exception("re-checking %s/%s failed", *key)
+
+
+# --- live results: read the master's REST API while the test runs ---------------------
+
+def _start_polling(key: Key) -> None:
+    state = _state()
+    interval = state.config.statsPollSeconds
+    with state.guard:
+        if interval <= 0 or key in state.pollers:
+            return
+        stop = state.pollers[key] = threading.Event()
+    url = stats_url(state.config.statsUrlTemplate, child_names(key[1])["master"], key[0])
+    thread = threading.Thread(target=_poll, args=(key, url, interval, stop), daemon=True,
+                              name=f"stats-{key[0]}/{key[1]}")
+    thread.start()
+
+
+def _stop_polling(key: Key) -> None:
+    state = _state()
+    with state.guard:
+        stop = state.pollers.pop(key, None)
+    if stop is not None:
+        stop.set()
+
+
+def _poll(key: Key, url: str, interval: int, stop: threading.Event) -> None:
+    state = _state()
+    while not stop.is_set():
+        report = fetch(url)
+        if report is not None and not stop.is_set():
+            state.locust[key] = summarize(report)
+            _safe_reconcile(key)
+        stop.wait(interval)

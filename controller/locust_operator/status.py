@@ -42,6 +42,8 @@ class Observation:
     # Children whose deletion was observed ("Service", "master Job", "worker Job").
     # Absence from the watch caches alone proves nothing: a new Job may not be seen yet.
     deleted: tuple[str, ...] = ()
+    # Summary of the master's /stats/requests (locust_stats.summarize), when read.
+    locust: dict[str, Any] | None = None
     problems: tuple[PodProblem, ...] = ()
     child_names: tuple[str, str] = ("master", "worker")
 
@@ -178,9 +180,12 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
         phase = prev_phase
 
     connected = int((obs.worker_job or {}).get("ready", 0) or 0)
+    source = ""
+    if obs.locust is not None and "workerCount" in obs.locust and phase == RUNNING:
+        connected, source = int(obs.locust["workerCount"]), " (as the Locust master reports)"
     if prev_phase in TERMINAL:
         connected = int(previous.get("connectedWorkers", 0))
-    counts = f"{connected}/{obs.expected_workers} workers connected"
+    counts = f"{connected}/{obs.expected_workers} workers connected{source}"
     # Workers that finished with the test are not missing: keep what was seen during the run.
     workers_done = _job_state(obs.worker_job) in TERMINAL or _succeeded_pods(obs.worker_job) > 0
     if workers_done and condition(previous, "WorkersConnected") is not None:
@@ -230,6 +235,9 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
         completion = (obs.master_job or {}).get("completionTime") or timestamp(obs.now)
     if completion is not None:
         status["completionTime"] = completion
+    results = previous.get("locust") if prev_phase in TERMINAL else (obs.locust or previous.get("locust"))
+    if results:
+        status["locust"] = results
     status["conditions"] = [conditions[k] for k in CONDITION_ORDER if k in conditions]
     return Derived(status, recheck if phase not in TERMINAL else None)
 

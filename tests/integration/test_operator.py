@@ -318,3 +318,46 @@ def test_child_deleted_by_hand_fails_the_test_and_is_not_recreated(
     assert "worker Job deleted" in ready["message"]
     assert "ResourceDeleted" in [e["reason"] for e in _events(cluster, namespace, "handdel")]
     assert cluster.kubectl("-n", namespace, "get", "job", "handdel-worker", check=False).returncode != 0
+
+
+def test_live_results_from_a_real_locust_master(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    """Connected workers and results in status come from a real Locust master's REST API.
+
+    kwok keeps the test's pods Running; a real master and two workers run on
+    loopback, and `statsUrlTemplate` points the controller at that master
+    instead of the in-cluster Service (which has no real pod behind it here).
+    """
+    from tests.locust.real_locust import http_target, locust_run
+
+    cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "configmaps.yaml"))
+    with http_target() as target, locust_run(tmp_path, target, run_time="120s") as run:
+        process = OperatorProcess(cluster, [namespace], tmp_path, config_text=(
+            "statsPollSeconds: 1\n"
+            f"statsUrlTemplate: 'http://127.0.0.1:{run.web_port}/stats/requests'\n"))
+        try:
+            process.start()
+            manifest = load_example("minimal")
+            manifest["metadata"]["name"] = "live"
+            for role in ("master", "worker"):  # pods stay Running while the real processes work
+                manifest["spec"][role]["annotations"] = {"pod-complete.stage.kwok.x-k8s.io/delay": "300s"}
+            _apply(cluster, namespace, manifest)
+
+            def live_results() -> dict[str, Any] | None:
+                status = _test(cluster, namespace, "live").get("status", {})
+                locust = status.get("locust", {})
+                if status.get("phase") == "Running" and locust.get("workerCount") == 2 \
+                        and float(locust.get("totalRps", "0")) > 0:
+                    return status
+                return None
+
+            status = cluster.wait_for(live_results, timeout=90, what="live Locust results in status")
+        finally:
+            process.stop()
+            print(process.log()[-3000:])
+    assert status["connectedWorkers"] == 2
+    assert status["locust"]["state"] in ("running", "spawning")
+    assert status["locust"]["userCount"] > 0
+    assert float(status["locust"]["failRatio"]) == 0
+    workers = _conditions({"status": status})["WorkersConnected"]
+    assert workers["status"] == "True"
+    assert workers["message"] == "2/2 workers connected (as the Locust master reports)"

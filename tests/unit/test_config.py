@@ -61,6 +61,9 @@ def test_environment_lists_and_structures() -> None:
     ("namespaces: [1, 2]", {}, "namespaces"),
     ("", {"LOCUST_OPERATOR_POD_HEALTH_GRACE_SECONDS": "2m"}, "podHealthGraceSeconds"),
     ("", {"LOCUST_OPERATOR_METRICS_EXPORTER_PORT": "0"}, "metricsExporter.port"),
+    ("statsPollSeconds: -1", {}, "statsPollSeconds"),
+    ("statsUrlTemplate: 'http://{pod}/stats'", {}, "statsUrlTemplate"),
+    ("statsUrlTemplate: 'ftp://{service}/x'", {}, "statsUrlTemplate"),
 ])
 def test_invalid_settings_name_the_setting(tmp_path: Path, text: str, env: dict[str, str],
                                            setting: str) -> None:
@@ -88,4 +91,4 @@ def test_env_names_cover_every_setting() -> None:
     names = env_names()
     assert "LOCUST_OPERATOR_METRICS_EXPORTER_PULL_POLICY" in names
     assert "LOCUST_OPERATOR_JOB_TTL_SECONDS_AFTER_FINISHED" in names
-    assert len(names) == len(set(names)) == 16
+    assert len(names) == len(set(names)) == 18

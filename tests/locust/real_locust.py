@@ -1,0 +1,110 @@
+"""Start a real Locust master and workers on loopback with the args `render` produces."""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from locust_operator.config import OperatorConfig
+from locust_operator.render import render
+from tests.conftest import BASE_TEST, EXAMPLES
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class _Target(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def http_target() -> Iterator[str]:
+    """A tiny HTTP server on loopback for Locust to load."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Target)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def _args(objects: list[dict[str, Any]], role: str) -> list[str]:
+    job = next(o for o in objects if o["kind"] == "Job"
+               and o["metadata"]["labels"]["app.kubernetes.io/component"] == role)
+    args: list[str] = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
+
+
+@dataclass
+class LocustRun:
+    master: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]]
+    web_port: int
+    master_args: list[str]
+    logs: Path
+
+    def master_log(self) -> str:
+        return (self.logs / "master.log").read_text()
+
+
+@contextmanager
+def locust_run(workdir: Path, target: str, workers: int = 2, run_time: str = "6s",
+               autoquit: int = 1) -> Iterator[LocustRun]:
+    """Render a LocustTest for the demo locustfile, then run its master and workers.
+
+    Only ports and hosts move off the in-cluster defaults, through extraArgs
+    (which come last and win, as they would for a user).
+    """
+    configmap = next(d for d in yaml.safe_load_all((EXAMPLES / "configmaps.yaml").read_text())
+                     if d["metadata"]["name"] == "demo-locustfile")
+    locustfile = workdir / "demo.py"
+    locustfile.write_text(configmap["data"]["demo.py"])
+    master_port, web_port = free_port(), free_port()
+    test = copy.deepcopy(BASE_TEST)
+    spec = test["spec"]
+    spec["worker"]["replicas"] = workers
+    spec["master"]["command"] = f"--locustfile {locustfile} --host {target} -u 4 -r 4 --run-time {run_time}"
+    spec["master"]["autoquit"] = {"enabled": True, "timeout": autoquit}
+    spec["master"]["extraArgs"] = [f"--master-bind-port={master_port}", "--master-bind-host=127.0.0.1",
+                                   f"--web-port={web_port}", "--web-host=127.0.0.1"]
+    spec["worker"]["command"] = f"--locustfile {locustfile}"
+    spec["worker"]["extraArgs"] = [f"--master-port={master_port}", "--master-host=127.0.0.1"]
+    objects = render(test, OperatorConfig())
+    master_args, worker_args = _args(objects, "master"), _args(objects, "worker")
+    locust = [sys.executable, "-m", "locust"]
+    logs = workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    master = subprocess.Popen([*locust, *master_args], cwd=workdir,
+                              stdout=(logs / "master.log").open("w"), stderr=subprocess.STDOUT)
+    procs = [subprocess.Popen([*locust, *worker_args], cwd=workdir,
+                              stdout=(logs / f"worker{i}.log").open("w"), stderr=subprocess.STDOUT)
+             for i in range(workers)]
+    try:
+        yield LocustRun(master, procs, web_port, master_args, logs)
+    finally:
+        for proc in (master, *procs):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
