@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,14 @@ BASE_TEST: dict[str, Any] = {
         "testFiles": {"configMapRef": "demo-locustfile"},
     },
 }
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def load_example(name: str) -> dict[str, Any]:

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
+from tests.conftest import free_port
 from tests.integration.conftest import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "charts" / "locust-operator" / "crds" / "locusttests.locust.io.yaml"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def install_crd(cluster: Cluster) -> None:

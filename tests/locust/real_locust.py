@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import http.server
-import socket
 import subprocess
 import sys
 import threading
@@ -18,14 +17,7 @@ import yaml
 
 from locust_operator.config import OperatorConfig
 from locust_operator.render import render
-from tests.conftest import BASE_TEST, EXAMPLES
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.conftest import BASE_TEST, EXAMPLES, free_port
 
 
 class _Target(http.server.BaseHTTPRequestHandler):
