@@ -160,11 +160,13 @@ def _cel_program(rule: str) -> Any:
 def _cel_problems(node_schema: dict[str, Any], value: Any, path: str) -> Iterator[Problem]:
     if value is None:
         return
-    for rule in node_schema.get("x-kubernetes-validations", []):
+    rules = node_schema.get("x-kubernetes-validations", [])
+    activation = {"self": json_to_cel(value)} if rules else {}  # converted once per node
+    for rule in rules:
         field = path + rule["fieldPath"] if rule.get("fieldPath") else path
         field = field.lstrip(".")
         try:
-            ok = _cel_program(rule["rule"]).evaluate({"self": json_to_cel(value)})
+            ok = _cel_program(rule["rule"]).evaluate(activation)
         except CELEvalError as exc:
             yield Problem(field, f"rule {rule['rule']!r} could not be evaluated: {exc.args[0]}")
             continue
