@@ -26,7 +26,7 @@ from locust_operator import GROUP, PLURAL, VERSION
 from locust_operator.children import PermanentCreateError, TransientCreateError, create_children
 from locust_operator.config import OperatorConfig
 from locust_operator.events import post_event
-from locust_operator.health import pod_failed, pod_problem
+from locust_operator.health import PodProblem, pod_problem
 from locust_operator.locust_stats import fetch, stats_url, summarize
 from locust_operator.metrics import (
     API_WRITES,
@@ -106,10 +106,9 @@ def services_index(namespace: str, labels: kopf.Labels, name: str, **_: Any) -> 
 
 @kopf.index("", "v1", "pods", labels=SELECTOR)
 def pods_index(namespace: str, labels: kopf.Labels, body: kopf.Body,
-               **_: Any) -> dict[Key, dict[str, Any]]:
+               **_: Any) -> dict[Key, PodProblem | None]:
     pod = {"metadata": dict(body.metadata), "status": dict(body.status)}
-    return {(namespace, labels.get("performance-test-name", "")): {
-        "name": body.metadata.name, "problem": pod_problem(pod), "failed": pod_failed(pod)}}
+    return {(namespace, labels.get("performance-test-name", "")): pod_problem(pod)}
 
 
 def _remember_indexes(kwargs: dict[str, Any]) -> None:
@@ -249,8 +248,7 @@ def test_event_fn(namespace: str, name: str, type: str | None, **kwargs: Any) ->
 def _observation(key: Key, test: dict[str, Any], just_created: bool) -> Observation:
     state = _state()
     jobs = dict(_values("jobs_index", key))
-    names = child_names(key[1])
-    problems = tuple(p["problem"] for p in _values("pods_index", key) if p["problem"] is not None)
+    problems = tuple(p for p in _values("pods_index", key) if p is not None)
     default: dict[str, Any] | None = {} if just_created else None
     return Observation(
         generation=int(test["metadata"].get("generation", 1)),
@@ -264,7 +262,6 @@ def _observation(key: Key, test: dict[str, Any], just_created: bool) -> Observat
         locust=state.locust.get(key),
         deleted=tuple(sorted(state.deleted.get(key, ()))),
         problems=problems,
-        child_names=(names["master"], names["worker"]),
     )
 
 

@@ -58,6 +58,3 @@ def pod_problem(pod: dict[str, Any]) -> PodProblem | None:
                                   f"with code {terminated.get('exitCode')}", since)
     return None
 
-
-def pod_failed(pod: dict[str, Any]) -> bool:
-    return bool(pod.get("status", {}).get("phase") == "Failed")

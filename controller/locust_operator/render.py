@@ -14,7 +14,6 @@ import functools
 import json
 import re
 import shlex
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -301,6 +300,3 @@ def render(test: dict[str, Any], config: OperatorConfig) -> list[Manifest]:
     """
     return render_validated(validated(test), config)
 
-
-def template_path(name: str) -> Path:
-    return shipped_dir("templates") / name

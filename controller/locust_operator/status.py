@@ -45,7 +45,6 @@ class Observation:
     # Summary of the master's /stats/requests (locust_stats.summarize), when read.
     locust: dict[str, Any] | None = None
     problems: tuple[PodProblem, ...] = ()
-    child_names: tuple[str, str] = ("master", "worker")
 
 
 @dataclasses.dataclass(frozen=True)
