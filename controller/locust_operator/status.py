@@ -187,12 +187,10 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     counts = f"{connected}/{obs.expected_workers} workers connected{source}"
     # Workers that finished with the test are not missing: keep what was seen during the run.
     workers_done = _job_state(obs.worker_job) in TERMINAL or _succeeded_pods(obs.worker_job) > 0
-    if workers_done and condition(previous, "WorkersConnected") is not None:
+    if (workers_done or phase in TERMINAL) and condition(previous, "WorkersConnected") is not None:
         _keep(conditions, previous, "WorkersConnected")
     elif phase in TERMINAL:
-        _keep(conditions, previous, "WorkersConnected")
-        if "WorkersConnected" not in conditions:
-            _set(conditions, previous, "WorkersConnected", "False", "WaitingForWorkers", counts, obs)
+        _set(conditions, previous, "WorkersConnected", "False", "WaitingForWorkers", counts, obs)
     elif connected >= obs.expected_workers:
         _set(conditions, previous, "WorkersConnected", "True", "AllWorkersConnected", counts, obs)
     elif (condition(previous, "WorkersConnected") or {}).get("reason") in (
