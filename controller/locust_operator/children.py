@@ -1,16 +1,14 @@
-"""Create a test's rendered objects in order; AlreadyExists counts as success."""
+"""Create a test's rendered objects in order; an existing child must be ours."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import urllib3
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+import aiohttp
 
-from locust_operator.metrics import API_WRITES
+from locust_operator.kube_api import Api, ApiError
+from locust_operator.observe import controller_uid
 
 
 class PermanentCreateError(Exception):
@@ -21,42 +19,46 @@ class TransientCreateError(Exception):
     """The API server could not be reached or was overloaded; retry later."""
 
 
-def _create(api: client.ApiClient, obj: dict[str, Any]) -> None:
-    namespace = obj["metadata"]["namespace"]
-    if obj["kind"] == "Service":
-        API_WRITES.labels("services", "create").inc()
-        client.CoreV1Api(api).create_namespaced_service(namespace, obj)  # type: ignore[arg-type]
-    elif obj["kind"] == "Job":
-        API_WRITES.labels("jobs", "create").inc()
-        client.BatchV1Api(api).create_namespaced_job(namespace, obj)  # type: ignore[arg-type]
-    else:  # a template override produced something the operator has no permission for
-        raise PermanentCreateError(f"cannot create kind {obj['kind']}: only Service and Job")
+class NameConflict(Exception):
+    """A child's name is taken by an object this test does not control."""
 
 
-def _reason(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
-    except ValueError:
-        return str(exc.reason)
+def _owner(existing: dict[str, Any]) -> str:
+    for ref in existing.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return f"{ref.get('kind')} {ref.get('name')} (uid {ref.get('uid')})"
+    return "no controller owner"
 
 
-def create_children(api: client.ApiClient, objects: list[dict[str, Any]],
-                    on_created: Callable[[dict[str, Any]], None]) -> list[str]:
-    """Create each object in order; return the names of those that already existed."""
+async def create_children(api: Api, objects: list[dict[str, Any]], owner_uid: str,
+                          on_created: Callable[[dict[str, Any]], Awaitable[None]]) -> list[str]:
+    """Create each object in order; return those that already existed and are ours.
+
+    AlreadyExists is success only when the existing object's controller owner is
+    `owner_uid` (a restart after a partial create); anything else is a conflict.
+    """
     existing = []
     for obj in objects:
+        kind, name = obj["kind"], obj["metadata"]["name"]
         try:
-            _create(api, obj)
-        except ApiException as exc:
-            if exc.status == 409:
-                existing.append(f"{obj['kind']}/{obj['metadata']['name']}")
+            if kind not in ("Service", "Job"):  # a template override made something else
+                raise PermanentCreateError(f"cannot create kind {kind}: only Service and Job")
+            try:
+                await api.create(obj)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                found = await api.read(kind, obj["metadata"]["namespace"], name)
+                if controller_uid(found.get("metadata", {})) != owner_uid:
+                    raise NameConflict(f"{kind} {name} already exists and belongs to "
+                                       f"{_owner(found)}") from None
+                existing.append(f"{kind}/{name}")
                 continue
+        except ApiError as exc:
             if exc.status in (400, 403, 404, 422):
-                raise PermanentCreateError(
-                    f"{obj['kind']} {obj['metadata']['name']}: {_reason(exc)}") from None
-            raise TransientCreateError(
-                f"{obj['kind']} {obj['metadata']['name']}: {exc.status} {_reason(exc)}") from None
-        except (OSError, urllib3.exceptions.HTTPError) as exc:  # unreachable API server
-            raise TransientCreateError(f"{obj['kind']} {obj['metadata']['name']}: {exc}") from None
-        on_created(obj)
+                raise PermanentCreateError(f"{kind} {name}: {exc.message}") from None
+            raise TransientCreateError(f"{kind} {name}: {exc}") from None
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:  # API server unreachable
+            raise TransientCreateError(f"{kind} {name}: {exc!r}") from None
+        await on_created(obj)
     return existing

@@ -8,11 +8,12 @@ that exist), users, request rate, failure ratio and response times.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-import urllib.error
-import urllib.request
 from typing import Any
+
+import aiohttp
 
 # Locust's runner states, as its web API reports them.
 _STATES = {"ready", "spawning", "running", "cleanup", "stopping", "stopped", "missing"}
@@ -22,14 +23,34 @@ def stats_url(template: str, service: str, namespace: str) -> str:
     return template.format(service=service, namespace=namespace)
 
 
-def fetch(url: str, timeout: float = 3.0) -> dict[str, Any] | None:
-    """The master's /stats/requests JSON, or None if it cannot be read (yet)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            loaded = json.loads(response.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-    return loaded if isinstance(loaded, dict) else None
+class StatsReader:
+    """Reads masters' /stats/requests over one shared HTTP session.
+
+    At most `concurrency` reads are in flight, so a thousand running tests
+    never mean a thousand open connections.
+    """
+
+    def __init__(self, concurrency: int = 16, timeout: float = 3.0) -> None:
+        self._limit = asyncio.Semaphore(concurrency)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def fetch(self, url: str) -> dict[str, Any] | None:
+        """The master's /stats/requests JSON, or None if it cannot be read (yet)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            async with self._limit, self._session.get(url) as response:
+                if response.status != 200:
+                    return None
+                loaded = json.loads(await response.read())
+        except (TimeoutError, OSError, ValueError, aiohttp.ClientError):
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 def _decimal(value: Any, places: int) -> str | None:

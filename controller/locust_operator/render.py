@@ -21,12 +21,16 @@ import yaml
 
 from locust_operator import API_VERSION, KIND
 from locust_operator.config import OperatorConfig
+from locust_operator.contract import (
+    MASTER_PORT,
+    WEB_PORT,
+    WORKER_PORT,
+    child_names,
+    selector_labels,
+    service_selector,
+)
 from locust_operator.resources import shipped_dir
-from locust_operator.validation import validated
 
-MASTER_PORT = 5557
-WEB_PORT = 8089
-WORKER_PORT = 8080
 TEMPLATE_NAMES = ("service.yaml.j2", "master-job.yaml.j2", "worker-job.yaml.j2")
 LOCUST_UID = 1000  # the `locust` user of the official image
 
@@ -37,11 +41,6 @@ _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 class RenderError(ValueError):
     """A template produced something that is not a Kubernetes object."""
-
-
-def child_names(test_name: str) -> dict[str, str]:
-    base = test_name.replace(".", "-")
-    return {"master": f"{base}-master", "worker": f"{base}-worker"}
 
 
 def split_seed(seed: str) -> list[str]:
@@ -81,19 +80,6 @@ def _otel_enabled(spec: dict[str, Any]) -> bool:
 def exporter_enabled(spec: dict[str, Any], config: OperatorConfig) -> bool:
     # OpenTelemetry replaces the exporter: both would report the same numbers.
     return config.metricsExporter.enabled and not _otel_enabled(spec)
-
-
-def selector_labels(name: str, pod_name: str, role: str) -> dict[str, str]:
-    return {
-        "app": name,
-        "performance-test-name": name,
-        "performance-test-pod-name": pod_name,
-        "managed-by": "locust-k8s-operator",
-        "app.kubernetes.io/name": "locust",
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/component": role,
-        "app.kubernetes.io/managed-by": "locust-operator",
-    }
 
 
 def _env(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -238,6 +224,7 @@ def context(test: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
             "resources": exporter.resources,
         },
         "ports": {"master": MASTER_PORT, "web": WEB_PORT, "worker": WORKER_PORT},
+        "service_selector": service_selector(child_names(metadata["name"])["master"]),
     }
 
 
@@ -298,5 +285,9 @@ def render(test: dict[str, Any], config: OperatorConfig) -> list[Manifest]:
 
     Raises validation.InvalidLocustTest listing every problem.
     """
+    # Imported here: the controller renders tests the API server validated, and
+    # never loads the schema validator and CEL compiler it does not need.
+    from locust_operator.validation import validated
+
     return render_validated(validated(test), config)
 

@@ -1,29 +1,37 @@
-"""`locust-operator run`: configure Kopf and start the controller."""
+"""`locust-operator run`: build the Reconciler, configure Kopf and start it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
-from kubernetes import client
-from kubernetes import config as kube_config
 from prometheus_client import start_http_server
 
 from locust_operator import GROUP, PLURAL, handlers
 from locust_operator.config import OperatorConfig
-from locust_operator.handlers import ANNOTATION_PREFIX, MANAGED_BY, State
+from locust_operator.contract import ANNOTATION_PREFIX, CHILD_SELECTOR
+from locust_operator.kube_api import KubeApi
+from locust_operator.locust_stats import StatsReader
+from locust_operator.reconciler import Object, Reconciler
 
 log = logging.getLogger("locust_operator")
+# Fault injection for the restart tests, wired here and never in the create path:
+# `after-service-created` exits (code 70) right after a test's Service is created.
+FAILPOINT_ENV = "LOCUST_OPERATOR_FAILPOINT"
+
+__all__ = ["handlers", "run_controller", "settings_for"]  # handlers: imported to register them
 
 
-def _api_client() -> client.ApiClient:
-    try:
-        kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except kube_config.ConfigException:
-        kube_config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+def login(settings: kopf.OperatorSettings | None = None) -> kopf.ConnectionInfo | None:
+    """In-cluster service account first, else the current kubeconfig (Kopf's own readers)."""
+    settings = settings or kopf.OperatorSettings()
+    return (kopf.login_with_service_account(settings=settings)
+            or kopf.login_with_kubeconfig(settings=settings))
 
 
 def settings_for(config: OperatorConfig, settings: kopf.OperatorSettings) -> None:
@@ -31,24 +39,55 @@ def settings_for(config: OperatorConfig, settings: kopf.OperatorSettings) -> Non
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
-    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"  # never added: no delete handler
-    settings.posting.enabled = False  # events are written explicitly (events.py)
+    # Held only while a test's loop runs, so Kopf can stop the loop before the
+    # test goes away; removed when the test finishes (the loop returns).
+    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
+    settings.posting.enabled = False  # events are written by the Reconciler
     settings.peering.standalone = True
     # No CRD/namespace discovery, so the RBAC needs no access to them.
     settings.scanning.disabled = True
     for resource in ("jobs", "pods", "services"):
-        settings.watching.label_selectors[resource] = f"managed-by={MANAGED_BY}"
+        settings.watching.label_selectors[resource] = CHILD_SELECTOR
     settings.watching.server_timeout = 300
-    settings.execution.max_workers = 8
+    settings.watching.client_timeout = 330
+    settings.execution.max_workers = 2  # only Kopf's own sync helpers; our code is async
+
+
+def failpoint(name: str | None) -> Callable[[Object], Awaitable[None]] | None:
+    """The hook that makes the process exit at a chosen point (tests only)."""
+    if name != "after-service-created":
+        return None
+
+    async def exit_after_service(obj: Object) -> None:
+        if obj["kind"] == "Service":
+            log.error("failpoint %s: exiting", FAILPOINT_ENV)
+            os._exit(70)
+
+    return exit_after_service
 
 
 def run_controller(config: OperatorConfig, liveness_port: int, metrics_port: int,
                    verbose: bool) -> None:
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if config.logFormat == "json"
                    else kopf.LogFormat.FULL)
-    handlers.configure(State(config=config, api=_api_client()))
+    try:
+        if login() is None:
+            print("run: no cluster credentials: not in a pod with a service account, and no "
+                  "kubeconfig (set KUBECONFIG or create ~/.kube/config)", file=sys.stderr)
+            sys.exit(1)
+    except (kopf.LoginError, OSError, KeyError, ValueError) as exc:
+        print(f"run: cannot read the cluster credentials: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+    api = KubeApi(lambda: _required(login()))
+    stats = StatsReader()
+    reconciler = Reconciler(config, api, stats, after_create=failpoint(os.environ.get(FAILPOINT_ENV)))
     if metrics_port:
         start_http_server(metrics_port)
+
+    @kopf.on.login()
+    def login_fn(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+        return login(settings)
 
     @kopf.on.startup()
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -56,9 +95,21 @@ def run_controller(config: OperatorConfig, liveness_port: int, metrics_port: int
         scope = ", ".join(config.namespaces) if config.namespaces else "all namespaces"
         log.info("watching %s.%s in %s", PLURAL, GROUP, scope)
 
+    @kopf.on.cleanup()
+    async def cleanup(**_: Any) -> None:
+        await api.close()
+        await stats.close()
+
     asyncio.run(kopf.operator(
         clusterwide=not config.namespaces,
         namespaces=list(config.namespaces),
         standalone=True,
+        memo=kopf.Memo(reconciler=reconciler),
         liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
     ))
+
+
+def _required(info: kopf.ConnectionInfo | None) -> kopf.ConnectionInfo:
+    if info is None:
+        raise kopf.LoginError("the cluster credentials are gone")
+    return info

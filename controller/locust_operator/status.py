@@ -38,7 +38,14 @@ class Observation:
     service: bool = False
     master_job: dict[str, Any] | None = None  # the Job's .status, None when absent
     worker_job: dict[str, Any] | None = None
+    # Ready pods of each role, from the pod watch: the Job controller may publish
+    # its `ready` counter late (or never, when throttled), the pods tell first.
+    master_pods_ready: int = 0
+    worker_pods_ready: int = 0
     create_error: str | None = None  # why the children could not be created
+    # Ready's reason for create_error: ResourcesFailed, or NameConflict when a
+    # child's name is taken by an object this test does not own.
+    create_error_reason: str = "ResourcesFailed"
     # Children whose deletion was observed ("Service", "master Job", "worker Job").
     # Absence from the watch caches alone proves nothing: a new Job may not be seen yet.
     deleted: tuple[str, ...] = ()
@@ -86,7 +93,7 @@ def _keep(conditions: dict[str, dict[str, Any]], previous: Status, kind: str) ->
         conditions[kind] = old
 
 
-def _job_state(job: dict[str, Any] | None) -> str:
+def _job_state(job: dict[str, Any] | None, pods_ready: int = 0) -> str:
     if job is None:
         return PENDING
     states = {c.get("type"): c.get("status") for c in job.get("conditions", [])}
@@ -96,7 +103,7 @@ def _job_state(job: dict[str, Any] | None) -> str:
         return FAILED
     # `ready` (pods passing readiness) rather than `active`, which also counts
     # pods stuck pulling an image; fall back to `active` on old API servers.
-    running = job.get("ready", job.get("active", 0)) or 0
+    running = max(int(job.get("ready", job.get("active", 0)) or 0), pods_ready)
     return RUNNING if running > 0 else PENDING
 
 
@@ -130,7 +137,7 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     failure: str | None = None
 
     # What the children say, before the monotonic phase rule.
-    phase = _job_state(obs.master_job)
+    phase = _job_state(obs.master_job, obs.master_pods_ready)
     if phase == FAILED and obs.master_job is not None:
         failure = _job_failure(obs.master_job)
 
@@ -138,7 +145,7 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     if prev_phase in TERMINAL and (obs.deleted or not all_exist):
         _keep(conditions, previous, "Ready")  # e.g. ttlSecondsAfterFinished removed the Jobs
     elif obs.create_error:
-        _set(conditions, previous, "Ready", "False", "ResourcesFailed", obs.create_error, obs)
+        _set(conditions, previous, "Ready", "False", obs.create_error_reason, obs.create_error, obs)
         failure = failure or f"could not create the test's resources: {obs.create_error}"
     elif obs.deleted:
         message = f"{', '.join(obs.deleted)} deleted while the test was running; not re-created"
@@ -178,7 +185,7 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     if prev_phase in TERMINAL or _RANK[phase] < _RANK.get(prev_phase, 0):
         phase = prev_phase
 
-    connected = int((obs.worker_job or {}).get("ready", 0) or 0)
+    connected = max(int((obs.worker_job or {}).get("ready", 0) or 0), obs.worker_pods_ready)
     source = ""
     if obs.locust is not None and "workerCount" in obs.locust and phase == RUNNING:
         connected, source = int(obs.locust["workerCount"]), " (as the Locust master reports)"

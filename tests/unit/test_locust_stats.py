@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import threading
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from locust_operator.locust_stats import fetch, stats_url, summarize
+from locust_operator.locust_stats import StatsReader, stats_url, summarize
 from locust_operator.status import Observation, derive_status
 
 REPORT = {
@@ -62,12 +63,20 @@ def test_fetch_reads_json_and_tolerates_failures() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        assert fetch(f"{base}/stats/requests") == REPORT
-        assert fetch(f"{base}/missing") is None
-    finally:
-        server.shutdown()
-    assert fetch(f"{base}/stats/requests", timeout=0.5) is None  # nothing listens any more
+
+    async def reads() -> list[Any]:
+        reader = StatsReader(concurrency=2, timeout=0.5)
+        try:
+            found = await asyncio.gather(*(reader.fetch(f"{base}/stats/requests") for _ in range(5)))
+            missing = await reader.fetch(f"{base}/missing")
+            server.shutdown()
+            server.server_close()
+            gone = await reader.fetch(f"{base}/stats/requests")  # nothing listens any more
+            return [*found, missing, gone]
+        finally:
+            await reader.close()
+
+    assert asyncio.run(reads()) == [REPORT] * 5 + [None, None]
 
 
 def test_status_uses_the_workers_locust_sees_and_keeps_results_after_the_end() -> None:

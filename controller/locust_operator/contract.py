@@ -1,0 +1,56 @@
+"""The names, labels and ports that rendering and the controller's watches share.
+
+Rendering writes these labels on every child; the watches select on them and
+the indexes read them back. Both sides import them from here, so renaming one
+cannot silently blind the controller.
+"""
+
+from __future__ import annotations
+
+# Label keys and values compatible with the established Go operator's children.
+MANAGED_BY_LABEL = "managed-by"
+MANAGED_BY = "locust-k8s-operator"
+TEST_NAME_LABEL = "performance-test-name"
+POD_NAME_LABEL = "performance-test-pod-name"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+# What every watch of the operator's children selects on (server-side).
+CHILD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+
+MASTER, WORKER = "master", "worker"
+ROLES = (MASTER, WORKER)
+
+MASTER_PORT = 5557  # workers connect to the master here
+WEB_PORT = 8089  # the master's web UI and REST API (/stats/requests)
+WORKER_PORT = 8080
+
+# Prefix of the annotations and finalizer the operator writes itself.
+ANNOTATION_PREFIX = "operator.locust.io"
+
+
+def child_names(test_name: str) -> dict[str, str]:
+    """Deterministic names of a test's children: `<name>-master` / `<name>-worker`.
+
+    Dots become dashes (Service names are DNS labels), so two test names can map
+    to the same children; ownership decides which test they belong to.
+    """
+    base = test_name.replace(".", "-")
+    return {MASTER: f"{base}-{MASTER}", WORKER: f"{base}-{WORKER}"}
+
+
+def selector_labels(test_name: str, pod_name: str, role: str) -> dict[str, str]:
+    """The labels of a role's Job, its pods and the master Service."""
+    return {
+        "app": test_name,
+        TEST_NAME_LABEL: test_name,
+        POD_NAME_LABEL: pod_name,
+        MANAGED_BY_LABEL: MANAGED_BY,
+        "app.kubernetes.io/name": "locust",
+        "app.kubernetes.io/instance": test_name,
+        COMPONENT_LABEL: role,
+        "app.kubernetes.io/managed-by": "locust-operator",
+    }
+
+
+def service_selector(master_name: str) -> dict[str, str]:
+    """The master Service's pod selector."""
+    return {POD_NAME_LABEL: master_name}

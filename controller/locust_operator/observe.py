@@ -1,0 +1,111 @@
+"""What the watches keep of each child, and one test's Observation from it (pure).
+
+The Kopf indexes hold a small view per Job, Service and Pod, keyed by
+(namespace, test name label). Two tests can share a label key only after a
+delete and re-create, and two test names (`a.b`, `a-b`) can map to the same
+child names; so every view carries the UID of its controller owner, and a
+test only ever sees the children it owns (pods through their Job's UID).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from locust_operator.contract import COMPONENT_LABEL, MASTER, WORKER
+from locust_operator.health import PodProblem, pod_problem
+from locust_operator.status import Observation
+
+Key = tuple[str, str]  # (namespace, test name)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobView:
+    uid: str
+    owner_uid: str | None
+    role: str
+    status: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceView:
+    owner_uid: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PodView:
+    job_uid: str | None
+    role: str
+    ready: bool
+    problem: PodProblem | None
+
+
+def controller_uid(metadata: Mapping[str, Any]) -> str | None:
+    """The UID of the object's controller owner, if it has one."""
+    for ref in metadata.get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def job_view(body: Mapping[str, Any]) -> JobView:
+    metadata = body.get("metadata", {})
+    return JobView(uid=str(metadata.get("uid", "")), owner_uid=controller_uid(metadata),
+                   role=(metadata.get("labels") or {}).get(COMPONENT_LABEL, ""),
+                   status=dict(body.get("status") or {}))
+
+
+def service_view(body: Mapping[str, Any]) -> ServiceView:
+    return ServiceView(owner_uid=controller_uid(body.get("metadata", {})))
+
+
+def pod_view(body: Mapping[str, Any]) -> PodView:
+    metadata = body.get("metadata", {})
+    status = body.get("status") or {}
+    ready = status.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    pod = {"metadata": dict(metadata), "spec": dict(body.get("spec") or {}), "status": dict(status)}
+    return PodView(job_uid=controller_uid(metadata),
+                   role=(metadata.get("labels") or {}).get(COMPONENT_LABEL, ""),
+                   ready=ready, problem=pod_problem(pod))
+
+
+@dataclasses.dataclass(frozen=True)
+class Children:
+    """The views of one test's children, as the indexes hold them."""
+
+    jobs: Iterable[JobView] = ()
+    services: Iterable[ServiceView] = ()
+    pods: Iterable[PodView] = ()
+
+
+def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace_seconds: int,
+            create_error: str | None = None, create_error_reason: str = "ResourcesFailed",
+            deleted: Iterable[str] = (), locust: dict[str, Any] | None = None,
+            just_created: bool = False) -> Observation:
+    """The Observation of `test` from the children it owns (by controller UID)."""
+    uid = test["metadata"].get("uid")
+    jobs = {j.role: j for j in children.jobs if j.owner_uid == uid}
+    job_uids = {j.uid for j in jobs.values()}
+    pods = [p for p in children.pods if p.job_uid in job_uids]
+    default: dict[str, Any] | None = {} if just_created else None
+    master, worker = jobs.get(MASTER), jobs.get(WORKER)
+    return Observation(
+        generation=int(test["metadata"].get("generation", 1)),
+        expected_workers=int(test["spec"].get("worker", {}).get("replicas", 0)),
+        now=now,
+        grace_seconds=grace_seconds,
+        service=just_created or any(s.owner_uid == uid for s in children.services),
+        master_job=master.status if master else default,
+        worker_job=worker.status if worker else default,
+        master_pods_ready=sum(1 for p in pods if p.ready and p.role == MASTER),
+        worker_pods_ready=sum(1 for p in pods if p.ready and p.role == WORKER),
+        create_error=create_error,
+        create_error_reason=create_error_reason,
+        locust=locust,
+        deleted=tuple(sorted(deleted)),
+        problems=tuple(sorted((p.problem for p in pods if p.problem is not None),
+                              key=lambda problem: problem.pod)),
+    )

@@ -1,0 +1,285 @@
+"""The controller's runtime: one Reconciler per process, one async loop per live test.
+
+`runner.py` builds the Reconciler with its config, API access, stats reader and
+clock, and hands it to Kopf through the operator memo. Kopf runs `Reconciler.run`
+as a daemon for every LocustTest (`handlers.py`): Kopf starts it when the test
+appears (or the operator restarts) and stops it when the test goes away. The
+loop creates the children once, then sleeps until a watch event of one of its
+children wakes it, a pod's grace period ends, or live stats are due; each time
+it derives the status (`status.derive_status`, pure) and patches it only when it
+changed. It returns when the phase is terminal, so finished tests cost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import aiohttp
+import jinja2
+
+from locust_operator import API_VERSION, KIND
+from locust_operator.children import (
+    NameConflict,
+    PermanentCreateError,
+    TransientCreateError,
+    create_children,
+)
+from locust_operator.config import OperatorConfig
+from locust_operator.contract import MASTER, child_names
+from locust_operator.events import event_body
+from locust_operator.kube_api import Api, ApiError
+from locust_operator.locust_stats import stats_url, summarize
+from locust_operator.metrics import ERRORS, RESOURCES_CREATED_SECONDS, TERMINAL_SECONDS, TESTS_HANDLED
+from locust_operator.observe import Children, Key, observe
+from locust_operator.render import RenderError, render_validated
+from locust_operator.status import RUNNING, TERMINAL, Status, derive_status, transition_events
+
+log = logging.getLogger("locust_operator")
+
+Clock = Callable[[], datetime]
+Object = dict[str, Any]
+# Ready reasons after which a restarted operator has nothing left to create.
+_CREATION_DONE = ("ResourcesCreated", "ResourcesFailed", "NameConflict")
+# Seconds between retries when the API server cannot be reached.
+_RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class StatsSource(Protocol):
+    async def fetch(self, url: str) -> dict[str, Any] | None: ...
+
+
+class StopFlag(Protocol):
+    """Kopf's DaemonStopped: true once the daemon must stop."""
+
+    def __bool__(self) -> bool: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclasses.dataclass
+class _Live:
+    """What the reconciler keeps of one test while its loop runs."""
+
+    uid: str
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    # Children whose deletion was observed ("Service", "master Job", "worker Job").
+    deleted: set[str] = dataclasses.field(default_factory=set)
+
+
+@dataclasses.dataclass
+class _Creation:
+    error: str | None = None
+    reason: str = "ResourcesFailed"
+    just_created: bool = False
+
+
+class Reconciler:
+    """Owns the controller's runtime state: the loops of the live tests."""
+
+    def __init__(self, config: OperatorConfig, api: Api, stats: StatsSource,
+                 clock: Clock = utc_now,
+                 after_create: Callable[[Object], Awaitable[None]] | None = None,
+                 retry_delays: tuple[float, ...] = _RETRY_DELAYS) -> None:
+        self.config = config
+        self.api = api
+        self.stats = stats
+        self.clock = clock
+        self._after_create = after_create
+        self._retry_delays = retry_delays
+        self._live: dict[Key, _Live] = {}
+
+    # --- called by watch handlers ---------------------------------------------------
+
+    def wake(self, key: Key) -> None:
+        """Something about this test or its children changed: derive its status again."""
+        live = self._live.get(key)
+        if live is not None:
+            live.wake.set()
+
+    def child_deleted(self, key: Key, owner_uid: str | None, what: str) -> None:
+        live = self._live.get(key)
+        if live is not None and live.uid == owner_uid:
+            live.deleted.add(what)
+            live.wake.set()
+
+    @property
+    def live_tests(self) -> int:
+        return len(self._live)
+
+    # --- the per-test loop (a Kopf daemon) ----------------------------------------------
+
+    async def run(self, body: Mapping[str, Any], children: Callable[[], Children],
+                  stopped: StopFlag) -> None:
+        """Track one test until its phase is terminal (or Kopf stops the loop).
+
+        `body` is Kopf's live view of the test, `children` reads its children's
+        views from the indexes; both are re-read on every wake.
+        """
+        metadata = body["metadata"]
+        key: Key = (metadata["namespace"], metadata["name"])
+        live = self._live[key] = _Live(uid=metadata["uid"])
+        try:
+            await self._track(body, children, stopped, key, live)
+        finally:
+            if self._live.get(key) is live:
+                del self._live[key]
+
+    async def _track(self, body: Mapping[str, Any], children: Callable[[], Children],
+                     stopped: StopFlag, key: Key, live: _Live) -> None:
+        previous: Status = dict(body.get("status") or {})
+        creation = _Creation()
+        ready: dict[str, Any] = next(
+            (c for c in previous.get("conditions", []) if c.get("type") == "Ready"), {})
+        if previous.get("phase") not in TERMINAL and ready.get("reason") not in _CREATION_DONE:
+            creation = await self._create(body, stopped)
+        locust: dict[str, Any] | None = None
+        next_stats: datetime | None = None
+        drift_logged = 1
+        failures = 0
+        url = stats_url(self.config.statsUrlTemplate, child_names(key[1])[MASTER], key[0])
+        while not stopped:
+            test = {"metadata": dict(body["metadata"]), "spec": dict(body.get("spec") or {})}
+            generation = int(test["metadata"].get("generation", 1))
+            if generation > drift_logged:
+                drift_logged = generation
+                log.warning("Update operations on %s are not currently supported!", key[1])
+            now = self.clock()
+            observation = observe(
+                test, children(), now=now, grace_seconds=self.config.podHealthGraceSeconds,
+                create_error=creation.error, create_error_reason=creation.reason,
+                deleted=live.deleted, locust=locust, just_created=creation.just_created)
+            derived = derive_status(previous, observation)
+            if derived.status != previous:
+                try:
+                    if not await self._write(test, previous, derived.status):
+                        return  # the test was deleted meanwhile
+                except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
+                    ERRORS.labels("status").inc()
+                    delay = self._retry_delays[min(failures, len(self._retry_delays) - 1)]
+                    failures += 1
+                    log.warning("%s/%s: cannot write the status (%s); retrying in %ss",
+                                *key, exc, delay)
+                    await self._sleep(live, delay)
+                    continue
+                failures = 0
+                previous = derived.status
+            creation.just_created = False
+            phase = previous["phase"]
+            if phase in TERMINAL:
+                return
+            timeout = None if derived.recheck_after is None else derived.recheck_after + 0.5
+            if phase == RUNNING and self.config.statsPollSeconds > 0:
+                if next_stats is None or now >= next_stats:
+                    next_stats = now + timedelta(seconds=self.config.statsPollSeconds)
+                    report = await self.stats.fetch(url)
+                    if report is not None:
+                        locust = summarize(report)
+                        continue  # derive again with the new numbers
+                wait = (next_stats - now).total_seconds()
+                timeout = wait if timeout is None else min(timeout, wait)
+            await self._sleep(live, timeout)
+
+    @staticmethod
+    async def _sleep(live: _Live, timeout: float | None) -> None:
+        """Until woken by an event or `timeout` seconds pass."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(live.wake.wait(), timeout)
+        live.wake.clear()
+
+    # --- create -------------------------------------------------------------------------
+
+    async def _create(self, body: Mapping[str, Any], stopped: StopFlag) -> _Creation:
+        metadata = dict(body["metadata"])
+        test = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata,
+                "spec": dict(body.get("spec") or {})}
+        log.info("LocustTest created: '%s'", metadata["name"])
+        try:
+            # The API server validated and defaulted the test already.
+            objects = render_validated(test, self.config)
+        except (RenderError, jinja2.TemplateError, KeyError, TypeError, ValueError) as exc:
+            # Admitted by the API server, yet not renderable: its CRD differs from ours.
+            ERRORS.labels("render").inc()
+            return _Creation(error=f"cannot render the test: {exc}")
+
+        async def created(obj: Object) -> None:
+            await self._event(metadata, "Normal", "Created",
+                              f"Created {obj['kind']} {obj['metadata']['name']}")
+            if self._after_create is not None:
+                await self._after_create(obj)
+
+        failures = 0
+        while True:
+            try:
+                existing = await create_children(self.api, objects, metadata["uid"], created)
+            except TransientCreateError as exc:
+                ERRORS.labels("create").inc()
+                delay = self._retry_delays[min(failures, len(self._retry_delays) - 1)]
+                failures += 1
+                log.warning("%s/%s: cannot create its resources yet (%s); retrying in %ss",
+                            metadata["namespace"], metadata["name"], exc, delay)
+                if stopped:
+                    return _Creation()
+                await asyncio.sleep(delay)
+                continue
+            except PermanentCreateError as exc:
+                ERRORS.labels("create").inc()
+                log.error("cannot create the resources of %s: %s", metadata["name"], exc)
+                return _Creation(error=str(exc))
+            except NameConflict as exc:
+                ERRORS.labels("create").inc()
+                log.error("%s/%s: %s", metadata["namespace"], metadata["name"], exc)
+                return _Creation(error=f"{exc}; rename the test", reason="NameConflict")
+            break
+        if existing:
+            log.info("%s/%s: already existed, owned by this test: %s", metadata["namespace"],
+                     metadata["name"], ", ".join(existing))
+        TESTS_HANDLED.inc()
+        RESOURCES_CREATED_SECONDS.observe(self._age_seconds(metadata))
+        return _Creation(just_created=True)
+
+    # --- write ----------------------------------------------------------------------------
+
+    async def _write(self, test: Object, previous: Status, status: Status) -> bool:
+        """Patch the status and announce its transitions; False if the test is gone."""
+        metadata = test["metadata"]
+        try:
+            await self.api.patch_status(metadata["namespace"], metadata["name"], status)
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        for event in transition_events(previous, status):
+            await self._event(metadata, event.type, event.reason, event.message)
+            log_fn = log.warning if event.type == "Warning" else log.info
+            log_fn("%s/%s: %s: %s", metadata["namespace"], metadata["name"], event.reason,
+                   event.message)
+        phase = status["phase"]
+        if phase in TERMINAL and previous.get("phase") not in TERMINAL:
+            TERMINAL_SECONDS.labels(phase).observe(self._age_seconds(metadata))
+        return True
+
+    async def _event(self, metadata: Mapping[str, Any], event_type: str, reason: str,
+                     message: str) -> None:
+        """Record an event on the test; best effort: the status carries the truth."""
+        try:
+            await self.api.create(event_body(dict(metadata), event_type, reason, message,
+                                             self.clock()))
+        except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
+            ERRORS.labels("event").inc()
+            log.warning("could not record event %s on %s/%s: %s", reason,
+                        metadata.get("namespace"), metadata.get("name"), exc)
+
+    def _age_seconds(self, metadata: Mapping[str, Any]) -> float:
+        created = metadata.get("creationTimestamp")
+        if not created:
+            return 0.0
+        start = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return max(0.0, (self.clock() - start).total_seconds())
