@@ -29,6 +29,7 @@ from locust_operator.observe import (
     pod_view,
     service_view,
 )
+from locust_operator.status import TERMINAL
 
 CHILD_LABELS = {MANAGED_BY_LABEL: MANAGED_BY}
 
@@ -74,7 +75,14 @@ async def test_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> No
     memo.reconciler.wake((namespace, name))  # e.g. a spec change: SpecDrifted
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10)
+def _live(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in TERMINAL
+
+
+# Kopf holds a finalizer on the test while this daemon may run, to stop it before
+# the test is gone; once the phase is terminal the filter stops matching, and Kopf
+# removes the finalizer in the same step.
+@kopf.daemon(GROUP, VERSION, PLURAL, when=_live, cancellation_timeout=10)
 async def test_loop(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo,
                     stopped: kopf.DaemonStopped, jobs_index: kopf.Index[Key, JobView],
                     services_index: kopf.Index[Key, ServiceView],

@@ -135,10 +135,12 @@ class Reconciler:
     async def _track(self, body: Mapping[str, Any], children: Callable[[], Children],
                      stopped: StopFlag, key: Key, live: _Live) -> None:
         previous: Status = dict(body.get("status") or {})
+        if previous.get("phase") in TERMINAL:
+            return  # finished before this loop started (e.g. an operator restart)
         creation = _Creation()
         ready: dict[str, Any] = next(
             (c for c in previous.get("conditions", []) if c.get("type") == "Ready"), {})
-        if previous.get("phase") not in TERMINAL and ready.get("reason") not in _CREATION_DONE:
+        if ready.get("reason") not in _CREATION_DONE:
             creation = await self._create(body, stopped)
         locust: dict[str, Any] | None = None
         next_stats: datetime | None = None
@@ -159,7 +161,9 @@ class Reconciler:
             derived = derive_status(previous, observation)
             if derived.status != previous:
                 try:
-                    if not await self._write(test, previous, derived.status):
+                    # Shielded: a terminal status stops the loop's filter, and Kopf may
+                    # cancel the loop before the events announcing it are written.
+                    if not await asyncio.shield(self._write(test, previous, derived.status)):
                         return  # the test was deleted meanwhile
                 except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
                     ERRORS.labels("status").inc()

@@ -70,6 +70,9 @@ def run_controller(config: OperatorConfig, liveness_port: int, metrics_port: int
                    verbose: bool) -> None:
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if config.logFormat == "json"
                    else kopf.LogFormat.FULL)
+    if not verbose:  # one line per handled watch event is noise at a thousand tests
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
         if login() is None:
             print("run: no cluster credentials: not in a pod with a service account, and no "

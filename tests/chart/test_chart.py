@@ -126,8 +126,8 @@ APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
 NAMESPACED_RULES = {
     ("locust.io", "locusttests"): {"list", "watch", "patch"},
     ("locust.io", "locusttests/status"): {"patch"},
-    ("batch", "jobs"): {"list", "watch", "create"},
-    ("", "services"): {"list", "watch", "create"},
+    ("batch", "jobs"): {"get", "list", "watch", "create"},
+    ("", "services"): {"get", "list", "watch", "create"},
     ("", "pods"): {"list", "watch"},
     ("", "events"): {"create"},
 }

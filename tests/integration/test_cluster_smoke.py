@@ -146,7 +146,10 @@ def test_deployment_becomes_available(cluster, namespace):
 def test_service_gets_cluster_ip(cluster, namespace):
     cluster.kubectl("-n", namespace, "create", "service", "clusterip", "svc", "--tcp=8089:8089")
     ip = cluster.kubectl_json("-n", namespace, "get", "service", "svc")["spec"]["clusterIP"]
-    assert ipaddress.ip_address(ip) in ipaddress.ip_network("10.0.0.0/24")
+    ports_env = (cluster.cluster_dir or cluster.kubeconfig.parent) / "ports.env"
+    settings = dict(line.split("=", 1) for line in ports_env.read_text().split())
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(settings["SERVICE_CIDR"])
+    assert ipaddress.ip_network(settings["SERVICE_CIDR"]).subnet_of(ipaddress.ip_network("198.18.0.0/15"))
 
 
 def test_kubectl_reports_pinned_server_version(cluster):

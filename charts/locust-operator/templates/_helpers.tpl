@@ -105,8 +105,9 @@ Arguments of `locust-operator`: run with the mounted config and either one
 
 {{/*
 Least privilege, no wildcards: exactly the calls the controller makes (Kopf
-lists, watches and patches; the controller creates children and events and
-patches status). Kopf runs without CRD/namespace scanning, so nothing else is
+lists, watches and patches, the latter only for the finalizer of a live test;
+the controller creates children and events, reads a child back only when its
+create answered AlreadyExists, to check that it owns it, and patches status). Kopf runs without CRD/namespace scanning, so nothing else is
 needed. All in a ClusterRole when all namespaces are watched, else in a Role
 per watched namespace.
 */}}
@@ -119,10 +120,10 @@ per watched namespace.
   verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["list", "watch", "create"]
+  verbs: ["get", "list", "watch", "create"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch", "create"]
+  verbs: ["get", "list", "watch", "create"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]

@@ -1,0 +1,306 @@
+"""The per-test loop with fake indexes, a fake clock and a fake API (no cluster).
+
+The real thing runs against the local control plane in tests/integration; here
+each rule of the loop is driven step by step: create once, ownership, status
+written only on change, retries, pod-health deadlines, live stats, deletion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from locust_operator.config import OperatorConfig
+from locust_operator.health import PodProblem
+from locust_operator.kube_api import ApiError
+from locust_operator.observe import Children, JobView, PodView, ServiceView
+from locust_operator.reconciler import Reconciler
+from locust_operator.validation import validated
+from tests.conftest import BASE_TEST
+
+UID = "uid-1"
+KEY = ("load", "demo")
+T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+class FakeApi:
+    """Records writes; `existing` holds objects the 'cluster' already has."""
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+        self.events: list[str] = []
+        self.patches: list[dict[str, Any]] = []
+        self.existing: dict[tuple[str, str], dict[str, Any]] = {}
+        self.fail_patches = 0  # the next N status patches fail as if the API server were down
+        self.gone = False  # the test was deleted: status patches answer 404
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if obj["kind"] == "Event":
+            self.events.append(obj["reason"])
+            return obj
+        if (obj["kind"], obj["metadata"]["name"]) in self.existing:
+            raise ApiError(409, "already exists")
+        self.created.append(obj)
+        return obj
+
+    async def read(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return self.existing[(kind, name)]
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        if self.gone:
+            raise ApiError(404, "not found")
+        if self.fail_patches:
+            self.fail_patches -= 1
+            raise OSError("connection refused")
+        self.patches.append(copy.deepcopy(status))
+
+
+class FakeStats:
+    def __init__(self, report: dict[str, Any] | None = None) -> None:
+        self.report = report
+        self.urls: list[str] = []
+
+    async def fetch(self, url: str) -> dict[str, Any] | None:
+        self.urls.append(url)
+        return self.report
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Stop:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def __bool__(self) -> bool:
+        return self.stopped
+
+
+class World:
+    """One test, its children as the watches would show them, and the reconciler."""
+
+    def __init__(self, config: OperatorConfig | None = None, status: dict[str, Any] | None = None,
+                 stats: FakeStats | None = None) -> None:
+        test = validated(copy.deepcopy(BASE_TEST))
+        test["metadata"].update(uid=UID, generation=1, creationTimestamp="2026-11-25T12:00:00Z")
+        self.body = {**test, "status": status or {}}
+        self.api, self.clock, self.stop = FakeApi(), Clock(), Stop()
+        self.stats = stats or FakeStats()
+        self.jobs: dict[str, JobView] = {}
+        self.pods: list[PodView] = []
+        self.services: list[ServiceView] = []
+        self.reconciler = Reconciler(config or OperatorConfig(statsPollSeconds=0), self.api,
+                                     self.stats, clock=self.clock, retry_delays=(0.01,))
+
+    def children(self) -> Children:
+        return Children(jobs=list(self.jobs.values()), services=self.services, pods=self.pods)
+
+    def job(self, role: str, status: dict[str, Any], owner: str = UID) -> None:
+        self.jobs[role] = JobView(uid=f"job-{role}", owner_uid=owner, role=role, status=status)
+        self.reconciler.wake(KEY)
+
+    def pod(self, role: str, ready: bool, problem: PodProblem | None = None) -> None:
+        self.pods.append(PodView(job_uid=f"job-{role}", role=role, ready=ready, problem=problem))
+        self.reconciler.wake(KEY)
+
+    @property
+    def phase(self) -> str | None:
+        return self.api.patches[-1]["phase"] if self.api.patches else None
+
+    def reason(self, kind: str) -> str | None:
+        status = self.api.patches[-1] if self.api.patches else {}
+        return next((c["reason"] for c in status.get("conditions", []) if c["type"] == kind), None)
+
+
+async def until(what: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not what():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.005)
+
+
+def run(world: World, script: Callable[[asyncio.Task[None]], Awaitable[None]]) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(world.reconciler.run(world.body, world.children, world.stop))
+        try:
+            await script(task)
+        finally:
+            world.stop.stopped = True
+            world.reconciler.wake(KEY)
+            await asyncio.wait_for(task, 5)
+    asyncio.run(main())
+
+
+def test_lifecycle_creates_once_and_writes_only_changes() -> None:
+    world = World()
+
+    async def script(task: asyncio.Task[None]) -> None:
+        await until(lambda: world.reason("Ready") == "ResourcesCreated")
+        assert [(o["kind"], o["metadata"]["name"]) for o in world.api.created] == [
+            ("Service", "demo-master"), ("Job", "demo-master"), ("Job", "demo-worker")]
+        assert world.api.events == ["Created"] * 3
+        patches = len(world.api.patches)
+        world.services.append(ServiceView(owner_uid=UID))
+        world.job("master", {})
+        world.job("worker", {})
+        await asyncio.sleep(0.05)
+        assert len(world.api.patches) == patches  # nothing changed: nothing written
+        # The Job controller has not published `ready`, but the pods are Ready.
+        world.pod("master", ready=True)
+        for _ in range(3):
+            world.pod("worker", ready=True)
+        await until(lambda: world.phase == "Running")
+        assert world.api.patches[-1]["connectedWorkers"] == 3
+        world.job("master", {"conditions": [{"type": "Complete", "status": "True"}],
+                             "completionTime": "2026-11-25T12:01:00Z"})
+        await asyncio.wait_for(task, 5)  # the loop ends with the test
+
+    run(world, script)
+    assert world.phase == "Succeeded"
+    assert len(world.api.created) == 3
+    assert len(world.api.patches) <= 4, [p["phase"] for p in world.api.patches]
+    assert world.api.events == ["Created"] * 3 + ["TestStarted", "TestCompleted"]
+    assert world.reconciler.live_tests == 0
+
+
+def test_existing_children_that_are_ours_are_kept() -> None:
+    world = World()
+    owned = {"metadata": {"ownerReferences": [{"controller": True, "uid": UID}]}}
+    world.api.existing[("Service", "demo-master")] = owned
+
+    async def script(task: asyncio.Task[None]) -> None:
+        await until(lambda: world.reason("Ready") == "ResourcesCreated")
+
+    run(world, script)
+    assert [o["metadata"]["name"] for o in world.api.created] == ["demo-master", "demo-worker"]
+
+
+@pytest.mark.parametrize(("owner", "words"), [
+    ({"ownerReferences": [{"controller": True, "uid": "other", "kind": "LocustTest",
+                           "name": "demo.x"}]}, "belongs to LocustTest demo.x (uid other)"),
+    ({}, "belongs to no controller owner"),
+])
+def test_a_child_name_taken_by_another_owner_is_a_conflict(owner: dict[str, Any], words: str) -> None:
+    world = World()
+    world.api.existing[("Job", "demo-master")] = {"metadata": owner}
+
+    async def script(task: asyncio.Task[None]) -> None:
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    status = world.api.patches[-1]
+    assert status["phase"] == "Failed"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "NameConflict")
+    assert f"Job demo-master already exists and {words}" in ready["message"]
+    assert "TestFailed" in world.api.events
+    # Children of another test are never counted as this test's.
+    assert [o["kind"] for o in world.api.created] == ["Service"]
+
+
+def test_children_of_another_owner_are_invisible() -> None:
+    world = World(status={"phase": "Pending", "conditions": [
+        {"type": "Ready", "status": "True", "reason": "ResourcesCreated", "message": "",
+         "lastTransitionTime": "2026-11-25T12:00:00Z"}]})
+    world.job("master", {"conditions": [{"type": "Complete", "status": "True"}]}, owner="other")
+
+    async def script(task: asyncio.Task[None]) -> None:
+        await until(lambda: world.api.patches != [])
+        await asyncio.sleep(0.05)
+        assert not task.done()
+
+    run(world, script)
+    assert world.phase == "Pending"
+    assert world.api.created == []  # created before a restart: not created again
+
+
+def test_status_write_failures_are_retried() -> None:
+    world = World()
+    world.api.fail_patches = 3
+
+    async def script(task: asyncio.Task[None]) -> None:
+        await until(lambda: world.reason("Ready") == "ResourcesCreated")
+
+    run(world, script)
+    assert len(world.api.created) == 3
+
+
+def test_pod_problem_fails_the_test_when_its_grace_period_ends() -> None:
+    world = World(config=OperatorConfig(statsPollSeconds=0, podHealthGraceSeconds=1))
+    problem = PodProblem("demo-master-x", "ConfigurationError",
+                         'pod demo-master-x: configmap "x" not found', "2026-11-25T12:00:00Z")
+
+    async def script(task: asyncio.Task[None]) -> None:
+        await until(lambda: world.reason("Ready") == "ResourcesCreated")
+        world.job("master", {})
+        world.pod("master", ready=False, problem=problem)
+        await until(lambda: world.reason("PodsHealthy") == "PodsStarting")
+        world.clock.now = T0 + timedelta(seconds=2)  # no event: the deadline itself wakes the loop
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    assert world.phase == "Failed"
+    assert world.reason("PodsHealthy") == "ConfigurationError"
+
+
+def test_live_stats_are_read_while_running() -> None:
+    stats = FakeStats({"state": "running", "worker_count": 2, "user_count": 5, "total_rps": 9.5})
+    world = World(config=OperatorConfig(statsPollSeconds=1), stats=stats)
+
+    async def script(task: asyncio.Task[None]) -> None:
+        world.job("master", {"ready": 1})
+        world.job("worker", {"ready": 3})
+        world.services.append(ServiceView(owner_uid=UID))
+        await until(lambda: world.phase == "Running" and "locust" in world.api.patches[-1])
+
+    run(world, script)
+    assert world.api.patches[-1]["connectedWorkers"] == 2
+    assert world.api.patches[-1]["locust"]["totalRps"] == "9.5"
+    assert stats.urls[0] == "http://demo-master.load.svc:8089/stats/requests"
+
+
+def test_a_finished_test_needs_no_loop() -> None:
+    world = World(status={"phase": "Succeeded", "conditions": []})
+
+    async def script(task: asyncio.Task[None]) -> None:
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    assert world.api.created == [] and world.api.patches == []
+
+
+def test_deleted_test_ends_the_loop() -> None:
+    world = World()
+    world.api.gone = True
+
+    async def script(task: asyncio.Task[None]) -> None:
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    assert world.api.patches == []
+
+
+def test_a_hand_deleted_child_fails_the_test() -> None:
+    world = World()
+
+    async def script(task: asyncio.Task[None]) -> None:
+        await until(lambda: world.reason("Ready") == "ResourcesCreated")
+        world.reconciler.child_deleted(KEY, "someone-else", "worker Job")  # not ours: ignored
+        await asyncio.sleep(0.05)
+        assert world.phase == "Pending"
+        world.reconciler.child_deleted(KEY, UID, "worker Job")
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    assert world.phase == "Failed"
+    assert "ResourceDeleted" in world.api.events
