@@ -87,13 +87,15 @@ class Reconciler:
     def __init__(self, config: OperatorConfig, api: Api, stats: StatsSource,
                  clock: Clock = utc_now,
                  after_create: Callable[[Object], Awaitable[None]] | None = None,
-                 retry_delays: tuple[float, ...] = _RETRY_DELAYS) -> None:
+                 retry_delays: tuple[float, ...] = _RETRY_DELAYS,
+                 settle_seconds: float = 0.25) -> None:
         self.config = config
         self.api = api
         self.stats = stats
         self.clock = clock
         self._after_create = after_create
         self._retry_delays = retry_delays
+        self._settle_seconds = settle_seconds
         self._live: dict[Key, _Live] = {}
 
     # --- called by watch handlers ---------------------------------------------------
@@ -191,11 +193,17 @@ class Reconciler:
                 timeout = wait if timeout is None else min(timeout, wait)
             await self._sleep(live, timeout)
 
-    @staticmethod
-    async def _sleep(live: _Live, timeout: float | None) -> None:
-        """Until woken by an event or `timeout` seconds pass."""
+    async def _sleep(self, live: _Live, timeout: float | None) -> None:
+        """Until woken by an event or `timeout` seconds pass.
+
+        After a wake, wait `settle_seconds` more: a test's pods and Jobs change
+        together (three pods turn Ready within a moment), and one status write
+        for all of them beats one per event.
+        """
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(live.wake.wait(), timeout)
+            if self._settle_seconds:
+                await asyncio.sleep(self._settle_seconds)
         live.wake.clear()
 
     # --- create -------------------------------------------------------------------------

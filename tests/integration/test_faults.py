@@ -52,7 +52,7 @@ def test_soak_memory_levels_off(api: Any, tmp_path: Path) -> None:
     print(f"soak: {report}")
     assert report["failed"] == 0
     # Tests that are gone leave nothing behind: RSS after 200 tests is within
-    # 10% of RSS after 20 (a leak of a few KiB per test would show here).
+    # 10% of RSS after 100 (a leak of a few KiB per test would show here).
     assert report["growth_percent"] < 10, report
 
 

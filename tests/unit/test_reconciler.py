@@ -100,7 +100,8 @@ class World:
         self.pods: list[PodView] = []
         self.services: list[ServiceView] = []
         self.reconciler = Reconciler(config or OperatorConfig(statsPollSeconds=0), self.api,
-                                     self.stats, clock=self.clock, retry_delays=(0.01,))
+                                     self.stats, clock=self.clock, retry_delays=(0.01,),
+                                     settle_seconds=0.01)
 
     def children(self) -> Children:
         return Children(jobs=list(self.jobs.values()), services=self.services, pods=self.pods)
