@@ -53,6 +53,9 @@ def test_children_names_ports_and_jobs() -> None:
     assert [p["containerPort"] for p in _pod(master)["containers"][0]["ports"]] == [5557, 8089]
     assert [p["containerPort"] for p in _pod(worker)["containers"][0]["ports"]] == [8080]
     assert "--master-host=shop-checkout-master" in _pod(worker)["containers"][0]["args"]
+    # Container names as the Go operator has them (`kubectl logs -c shop-checkout-master`).
+    assert [c["name"] for c in _pod(master)["containers"]] == ["shop-checkout-master"]
+    assert [c["name"] for c in _pod(worker)["containers"]] == ["shop-checkout-worker"]
 
 
 def test_exporter_is_a_native_sidecar_with_prometheus_annotations() -> None:
