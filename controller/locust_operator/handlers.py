@@ -107,7 +107,7 @@ def services_index(namespace: str, labels: kopf.Labels, name: str, **_: Any) -> 
 @kopf.index("", "v1", "pods", labels=SELECTOR)
 def pods_index(namespace: str, labels: kopf.Labels, body: kopf.Body,
                **_: Any) -> dict[Key, PodProblem | None]:
-    pod = {"metadata": dict(body.metadata), "status": dict(body.status)}
+    pod = {"metadata": dict(body.metadata), "spec": dict(body.spec), "status": dict(body.status)}
     return {(namespace, labels.get("performance-test-name", "")): pod_problem(pod)}
 
 
