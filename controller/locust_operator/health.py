@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 # Container waiting reasons the kubelet reports, by PodsHealthy reason.
@@ -18,6 +18,17 @@ _WAITING_REASONS = {
     "CrashLoopBackOff": "CrashLoopBackOff",
 }
 
+# When several pods have problems, the one reported names the likeliest root
+# cause: a missing ConfigMap or a bad image explains a crash loop or a failed
+# init step, rarely the other way round.  Lower ranks first.
+REASON_RANK = {
+    "ConfigurationError": 0,
+    "ImagePullError": 1,
+    "SchedulingError": 2,
+    "CrashLoopBackOff": 3,
+    "InitializationError": 4,
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class PodProblem:
@@ -25,6 +36,14 @@ class PodProblem:
     reason: str  # a PodsHealthy condition reason
     message: str
     since: str | None  # the pod's creationTimestamp, start of its grace period
+
+
+def root_cause(problems: Iterable[PodProblem]) -> PodProblem:
+    """The problem to report (of at least one): best rank, then pod name and message.
+
+    The tie-breaks make the choice independent of the order of `problems`.
+    """
+    return min(problems, key=lambda p: (REASON_RANK.get(p.reason, len(REASON_RANK)), p.pod, p.message))
 
 
 def _native_sidecars(spec: Mapping[str, Any]) -> set[str]:

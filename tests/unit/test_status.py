@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from locust_operator.health import PodProblem, pod_problem
-from locust_operator.status import Observation, condition, derive_status, transition_events
+from locust_operator.health import REASON_RANK, PodProblem, pod_problem
+from locust_operator.status import Observation, condition, derive_status, timestamp, transition_events
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 EARLIER = "2026-11-23T11:59:00Z"
@@ -259,3 +259,52 @@ def test_uncounted_succeeded_workers_are_finishing_not_missing() -> None:
     one_left = derive_status(full, obs(**{**CREATED, "master_job": job(ready=1), "worker_job": worker}))
     assert _reasons(one_left.status)["WorkersConnected"] == ("True", "AllWorkersConnected")
 
+
+def _problem(reason: str, pod: str = "demo-worker-a", since: str | None = EARLIER) -> PodProblem:
+    return PodProblem(pod, reason, f"pod {pod}: {reason}", since)
+
+
+@pytest.mark.parametrize(("reasons", "expected"), [
+    (["InitializationError", "CrashLoopBackOff"], "CrashLoopBackOff"),
+    (["CrashLoopBackOff", "SchedulingError"], "SchedulingError"),
+    (["SchedulingError", "ImagePullError"], "ImagePullError"),
+    (["ImagePullError", "ConfigurationError"], "ConfigurationError"),
+    (["InitializationError", "CrashLoopBackOff", "SchedulingError", "ImagePullError",
+      "ConfigurationError"], "ConfigurationError"),
+    (["InitializationError", "CrashLoopBackOff", "InitializationError"], "CrashLoopBackOff"),
+])
+def test_the_reported_pod_problem_is_chosen_by_rank_in_any_order(reasons: list[str],
+                                                                 expected: str) -> None:
+    problems = [_problem(r, pod=f"demo-worker-{i}") for i, r in enumerate(reasons)]
+    for ordered in (problems, problems[::-1]):
+        health = condition(derive_status({}, obs(**CREATED, problems=tuple(ordered),
+                                                 grace_seconds=0)).status, "PodsHealthy")
+        assert health is not None and health["reason"] == expected
+        starting = condition(derive_status({}, obs(**CREATED, problems=tuple(ordered))).status,
+                             "PodsHealthy")
+        assert starting is not None and starting["reason"] == "PodsStarting"
+        assert starting["message"].endswith(f": {expected}")
+
+
+def test_rank_covers_every_pods_healthy_failure_reason_in_the_documented_order() -> None:
+    assert sorted(REASON_RANK, key=REASON_RANK.__getitem__) == [
+        "ConfigurationError", "ImagePullError", "SchedulingError", "CrashLoopBackOff",
+        "InitializationError"]
+
+
+def test_same_reason_is_broken_by_pod_name_not_order() -> None:
+    problems = (_problem("CrashLoopBackOff", "demo-worker-b"), _problem("CrashLoopBackOff", "demo-master"))
+    for ordered in (problems, problems[::-1]):
+        failed = derive_status({}, obs(**CREATED, problems=ordered, grace_seconds=0)).status
+        completed = condition(failed, "TestCompleted")
+        assert completed is not None and completed["message"] == "pod demo-master: CrashLoopBackOff"
+
+
+def test_only_problems_past_their_grace_period_fail_the_test() -> None:
+    # A worse problem still within its grace period does not name a failure it did not cause.
+    recent = timestamp(NOW - timedelta(seconds=10))
+    problems = (_problem("ConfigurationError", "demo-master", since=recent),
+                _problem("CrashLoopBackOff", "demo-worker-a"))
+    failed = derive_status({}, obs(**CREATED, problems=problems, grace_seconds=30)).status
+    assert failed["phase"] == "Failed"
+    assert _reasons(failed)["PodsHealthy"] == ("False", "CrashLoopBackOff")
