@@ -1,8 +1,9 @@
-"""Why a test's pods cannot start, read from their status (pure functions)."""
+"""Why a test's pods cannot start, read from their spec and status (pure functions)."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 # Container waiting reasons the kubelet reports, by PodsHealthy reason.
@@ -17,6 +18,17 @@ _WAITING_REASONS = {
     "CrashLoopBackOff": "CrashLoopBackOff",
 }
 
+# When several pods have problems, the one reported names the likeliest root
+# cause: a missing ConfigMap or a bad image explains a crash loop or a failed
+# init step, rarely the other way round.  Lower ranks first.
+REASON_RANK = {
+    "ConfigurationError": 0,
+    "ImagePullError": 1,
+    "SchedulingError": 2,
+    "CrashLoopBackOff": 3,
+    "InitializationError": 4,
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class PodProblem:
@@ -26,12 +38,42 @@ class PodProblem:
     since: str | None  # the pod's creationTimestamp, start of its grace period
 
 
-def pod_problem(pod: dict[str, Any]) -> PodProblem | None:
-    """The first reason this pod cannot run, or None if it is starting or fine."""
-    metadata = pod.get("metadata", {})
-    status = pod.get("status", {})
+def root_cause(problems: Iterable[PodProblem]) -> PodProblem:
+    """The problem to report (of at least one): best rank, then pod name and message.
+
+    The tie-breaks make the choice independent of the order of `problems`.
+    """
+    return min(problems, key=lambda p: (REASON_RANK.get(p.reason, len(REASON_RANK)), p.pod, p.message))
+
+
+def _native_sidecars(spec: Mapping[str, Any]) -> set[str]:
+    """Init containers with restartPolicy Always: they run alongside the main containers."""
+    return {c.get("name", "") for c in spec.get("initContainers") or []
+            if c.get("restartPolicy") == "Always"}
+
+
+def _main_started(status: Mapping[str, Any]) -> bool:
+    """Whether a main container has started, i.e. the init phase is over."""
+    return any(c.get("started") or "running" in (c.get("state") or {})
+               or "terminated" in (c.get("state") or {})
+               for c in status.get("containerStatuses") or [])
+
+
+def pod_problem(pod: Mapping[str, Any]) -> PodProblem | None:
+    """The first reason this pod cannot run, or None if it is starting or fine.
+
+    `pod` is the Pod object (metadata, spec, status).  A native sidecar (an
+    init container with restartPolicy Always, e.g. the metrics exporter or a
+    mesh proxy) is restarted by the kubelet and stopped when the pod ends, so
+    its exits never count; its other problems count only while it holds back
+    the start of the main containers.
+    """
+    metadata = pod.get("metadata") or {}
+    status = pod.get("status") or {}
     name = metadata.get("name", "?")
     since = metadata.get("creationTimestamp")
+    sidecars = _native_sidecars(pod.get("spec") or {})
+    started = _main_started(status)
     for condition in status.get("conditions", []):
         if (condition.get("type") == "PodScheduled" and condition.get("status") == "False"
                 and condition.get("reason") == "Unschedulable"):
@@ -40,6 +82,9 @@ def pod_problem(pod: dict[str, Any]) -> PodProblem | None:
                               since)
     for key, init in (("initContainerStatuses", True), ("containerStatuses", False)):
         for container in status.get(key, []):
+            sidecar = init and container.get("name") in sidecars
+            if sidecar and started:
+                continue
             state = container.get("state", {})
             waiting = state.get("waiting") or {}
             reason = _WAITING_REASONS.get(waiting.get("reason", ""))
@@ -51,10 +96,8 @@ def pod_problem(pod: dict[str, Any]) -> PodProblem | None:
                                   f"pod {name} container {container.get('name')}: "
                                   f"{waiting['reason']}: {detail}", since)
             terminated = state.get("terminated") or {}
-            if init and terminated and terminated.get("exitCode", 0) != 0 \
-                    and container.get("name") != "locust-metrics-exporter":
+            if init and not sidecar and terminated and terminated.get("exitCode", 0) != 0:
                 return PodProblem(name, "InitializationError",
                                   f"pod {name} init container {container.get('name')} exited "
                                   f"with code {terminated.get('exitCode')}", since)
     return None
-

@@ -83,7 +83,7 @@ def exporter_enabled(spec: dict[str, Any], config: OperatorConfig) -> bool:
 
 
 def _env(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    env = [dict(v) for v in spec.get("env", {}).get("variables", [])]
+    env: list[dict[str, Any]] = []
     otel = spec.get("observability", {}).get("openTelemetry", {})
     if otel.get("enabled"):
         env += [
@@ -95,7 +95,9 @@ def _env(spec: dict[str, Any]) -> list[dict[str, Any]]:
         if otel.get("insecure"):
             env.append({"name": "OTEL_EXPORTER_OTLP_INSECURE", "value": "true"})
         env += [{"name": k, "value": v} for k, v in sorted(otel.get("extraEnvVars", {}).items())]
-    return env
+    # The user's variables come last, as in the Go operator: for a duplicate name
+    # Kubernetes keeps the last entry, so the user can override an OTEL_* value.
+    return env + [dict(v) for v in spec.get("env", {}).get("variables", [])]
 
 
 def _env_from(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -172,10 +174,12 @@ def _role(test: dict[str, Any], config: OperatorConfig, role: str) -> dict[str, 
     pod_name = names[role]
     user = spec[role]
     labels = selector_labels(name, pod_name, role)
-    annotations = dict(user.get("annotations", {}))
+    annotations: dict[str, str] = {}
     if role == "master" and exporter_enabled(spec, config):
-        annotations.update({"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics",
-                            "prometheus.io/port": str(config.metricsExporter.port)})
+        annotations = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics",
+                       "prometheus.io/port": str(config.metricsExporter.port)}
+    # The user's annotations win over the exporter defaults (e.g. scrape: "false").
+    annotations.update(user.get("annotations", {}))
     volumes, mounts = _volumes_and_mounts(spec, role, pod_name)
     return {
         "name": pod_name,

@@ -17,7 +17,7 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
-from locust_operator.health import PodProblem
+from locust_operator.health import PodProblem, root_cause
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
 TERMINAL = (SUCCEEDED, FAILED)
@@ -162,16 +162,18 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     if prev_phase in TERMINAL:
         _keep(conditions, previous, "PodsHealthy")
     elif obs.problems:
+        # The reported problem is chosen by rank (health.REASON_RANK), not by
+        # the order the pods index happens to list them in.
         overdue = [p for p in obs.problems if _overdue(p, obs) >= 0]
         if overdue:
-            first = overdue[0]
-            _set(conditions, previous, "PodsHealthy", "False", first.reason, first.message, obs)
-            failure = failure or first.message
+            worst = root_cause(overdue)
+            _set(conditions, previous, "PodsHealthy", "False", worst.reason, worst.message, obs)
+            failure = failure or worst.message
         else:
-            first = obs.problems[0]
+            worst = root_cause(obs.problems)
             recheck = min(-_overdue(p, obs) for p in obs.problems)
             _set(conditions, previous, "PodsHealthy", "Unknown", "PodsStarting",
-                 f"within the {obs.grace_seconds}s start-up grace period: {first.message}", obs)
+                 f"within the {obs.grace_seconds}s start-up grace period: {worst.message}", obs)
     elif phase == RUNNING or (prev_phase == RUNNING and phase == PENDING):
         _set(conditions, previous, "PodsHealthy", "True", "PodsHealthy", "pods are running", obs)
     elif phase in TERMINAL:

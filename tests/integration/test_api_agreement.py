@@ -15,7 +15,7 @@ from locust_operator.validation import validate
 from tests.conftest import EXAMPLE_TESTS, load_example
 from tests.integration.conftest import Cluster
 from tests.integration.operator_process import install_crd
-from tests.unit.bad_examples import BAD_EXAMPLES, bad_manifest
+from tests.unit.bad_examples import BAD_EXAMPLES, RESERVED_VOLUME_NAMES, bad_manifest, with_volume
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,6 +39,16 @@ def test_api_server_and_render_reject_the_same_field(cluster: Cluster, namespace
     assert field in stderr, f"API server error does not name {field}: {stderr}"
     _, problems = validate(manifest)
     assert field in [p.path for p in problems]
+
+
+@pytest.mark.parametrize(("name", "volume", "reserved"), RESERVED_VOLUME_NAMES)
+def test_api_server_and_render_agree_on_reserved_volume_names(cluster: Cluster, namespace: str, name: str,
+                                                              volume: str, reserved: bool) -> None:
+    manifest = with_volume(name, volume)
+    code, stderr = _server_dry_run(cluster, namespace, manifest)
+    assert (code != 0) is reserved, stderr
+    assert ("spec.volumes" in stderr) is reserved, stderr
+    assert bool(validate(manifest)[1]) is reserved
 
 
 @pytest.mark.parametrize("example", EXAMPLE_TESTS)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from benchmarks import faults
+
 from tests.integration.conftest import REPO_ROOT, Cluster
 from tests.integration.operator_process import install_crd
 

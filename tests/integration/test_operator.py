@@ -283,7 +283,7 @@ def test_pods_that_cannot_start_fail_the_test(cluster: Cluster, namespace: str,
     pod = cluster.wait_for(lambda: cluster.kubectl_json("-n", namespace, "get", "pods", "-l",
                                                         selector)["items"], what="pod")[0]
     status = {"status": {"phase": "Pending", "containerStatuses": [{
-        "name": "locust", "image": "locustio/locust", "imageID": "", "ready": False,
+        "name": f"unhealthy-{role}", "image": "locustio/locust", "imageID": "", "ready": False,
         "restartCount": 0, "state": {"waiting": waiting}}]}}
     cluster.kubectl("-n", namespace, "patch", "pod", pod["metadata"]["name"], "--subresource=status",
                     "--type=merge", "-p", json.dumps(status))

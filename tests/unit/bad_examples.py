@@ -69,6 +69,11 @@ BAD_EXAMPLES: list[tuple[str, Mutation, str, str]] = [
      "spec.volumes", "'locust-lib'"),
     ("volume-named-like-master", _set("spec.volumes", [{"name": "demo-master", "emptyDir": {}}]),
      "spec.volumes", "'<name>-master'"),
+    # A dotted test name: the children (and their volumes) are named with dashes.
+    ("volume-named-like-dotted-worker", lambda t: (
+        _set("metadata.name", "my-test.v2")(t),
+        _set("spec.volumes", [{"name": "my-test-v2-worker", "emptyDir": {}}])(t)),
+     "spec.volumes", "'<name>-worker'"),
     ("mount-without-volume", _set("spec.volumeMounts", [{"name": "nope", "mountPath": "/data"}]),
      "spec.volumeMounts", "must name a volume"),
     ("unbalanced-quote", _set("spec.master.command", "--host 'http://a b"), "spec.master.command",
@@ -85,6 +90,28 @@ BAD_EXAMPLES: list[tuple[str, Mutation, str, str]] = [
 ]
 # A valid volume without a mount is fine: drop that placeholder row.
 BAD_EXAMPLES = [row for row in BAD_EXAMPLES if row[2]]
+
+
+# (test name, volume name, whether the volume name is reserved): the children,
+# and so their volumes, are named with the test name's dots as dashes.
+RESERVED_VOLUME_NAMES: list[tuple[str, str, bool]] = [
+    ("my-test.v2", "my-test-v2-master", True),
+    ("my-test.v2", "my-test-v2-worker", True),
+    ("a.b.c", "a-b-c-master", True),
+    ("my-test-v2", "my-test-v2-master", True),
+    ("n" * 20 + "." + "m" * 35, "n" * 20 + "-" + "m" * 35 + "-worker", True),  # longest name
+    ("my-test.v2", "my-test-v3-master", False),
+    ("my-test.v2", "my-test-v2-masters", False),
+    ("my-test.v2", "test-v2-master", False),
+    ("demo", "demo-exporter", False),
+]
+
+
+def with_volume(name: str, volume: str) -> dict[str, Any]:
+    test = copy.deepcopy(BASE_TEST)
+    test["metadata"]["name"] = name
+    test["spec"]["volumes"] = [{"name": volume, "emptyDir": {}}]
+    return test
 
 
 def bad_manifest(mutation: Mutation) -> dict[str, Any]:

@@ -48,3 +48,15 @@ def test_status_conditions_schema() -> None:
     assert set(status) >= {"phase", "observedGeneration", "expectedWorkers", "connectedWorkers",
                            "startTime", "completionTime", "conditions"}
     assert status["conditions"]["x-kubernetes-list-map-keys"] == ["type"]
+
+
+def test_metadata_declares_name_and_generate_name_so_the_cost_estimator_sees_the_bound() -> None:
+    # The API server's CEL cost estimator uses metadata.name's maxLength only when the
+    # schema declares both name and generateName; otherwise the reserved-volume-name
+    # rule (which calls replace() on the name) is refused as too costly.
+    metadata = schema()["properties"]["metadata"]["properties"]
+    assert set(metadata) == {"name", "generateName"}
+    assert metadata["name"]["maxLength"] == 56
+    assert all(field["type"] == "string" for field in metadata.values())
+    rules = [r["rule"] for r in schema()["x-kubernetes-validations"]]
+    assert any("self.metadata.name.replace('.', '-')" in rule for rule in rules)

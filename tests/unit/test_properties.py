@@ -74,7 +74,7 @@ def test_accepted_specs_render_to_valid_objects_with_strings_unchanged(values: d
     for key, value in values["annotations"].items():
         assert master["metadata"]["annotations"][key] == value
     env = [(e["name"], e["value"]) for e in container.get("env", [])]
-    assert env[: len(values["env"])] == values["env"]
+    assert env[len(env) - len(values["env"]):] == values["env"]  # the user's come last
     if values["otel"]:
         assert ("OTEL_EXPORTER_OTLP_ENDPOINT", values["endpoint"]) in env
     assert objects["demo-workerJob"]["spec"]["parallelism"] == values["replicas"]

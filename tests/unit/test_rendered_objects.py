@@ -53,6 +53,9 @@ def test_children_names_ports_and_jobs() -> None:
     assert [p["containerPort"] for p in _pod(master)["containers"][0]["ports"]] == [5557, 8089]
     assert [p["containerPort"] for p in _pod(worker)["containers"][0]["ports"]] == [8080]
     assert "--master-host=shop-checkout-master" in _pod(worker)["containers"][0]["args"]
+    # Container names as the Go operator has them (`kubectl logs -c shop-checkout-master`).
+    assert [c["name"] for c in _pod(master)["containers"]] == ["shop-checkout-master"]
+    assert [c["name"] for c in _pod(worker)["containers"]] == ["shop-checkout-worker"]
 
 
 def test_exporter_is_a_native_sidecar_with_prometheus_annotations() -> None:
@@ -90,6 +93,49 @@ def test_opentelemetry_env_and_flag() -> None:
     assert values["OTEL_EXPORTER_OTLP_INSECURE"] == "true"
     assert [e["name"] for e in env["env"]][-2:] == ["OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME"]
     assert "--otel" in env["args"]
+
+
+def _effective_env(env: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the container sees: for a duplicate name, Kubernetes keeps the last entry."""
+    return {e["name"]: e.get("value") for e in env}
+
+
+@pytest.mark.parametrize(("otel", "variables", "expected"), [
+    # The user's duplicate of an operator variable wins, because it comes last.
+    (True, [{"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/protobuf"}],
+     {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}),
+    (True, [{"name": "OTEL_SERVICE_NAME", "value": "from-env"}], {"OTEL_SERVICE_NAME": "from-env"}),
+    (True, [{"name": "TARGET", "value": "a"}], {"TARGET": "a", "OTEL_TRACES_EXPORTER": "otlp"}),
+    (False, [{"name": "TARGET", "value": "a"}], {"TARGET": "a"}),
+])
+def test_user_env_comes_after_the_operators_and_wins(otel: bool, variables: list[dict[str, Any]],
+                                                     expected: dict[str, str]) -> None:
+    test = load_example("opentelemetry")
+    test["spec"]["observability"]["openTelemetry"]["enabled"] = otel
+    test["spec"]["env"] = {"variables": variables}
+    for role in ("master", "worker"):
+        env = _pod(_objects(test)[f"Job/opentelemetry-{role}"])["containers"][0]["env"]
+        assert env[-len(variables):] == variables
+        effective = _effective_env(env)
+        assert {k: effective.get(k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(("user", "expected"), [
+    ({}, {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics",
+          "prometheus.io/port": "9646"}),
+    # A user's own values win over the exporter defaults.
+    ({"prometheus.io/scrape": "false"}, {"prometheus.io/scrape": "false",
+                                         "prometheus.io/path": "/metrics", "prometheus.io/port": "9646"}),
+    ({"prometheus.io/port": "9100", "prometheus.io/path": "/custom", "team": "a"},
+     {"prometheus.io/scrape": "true", "prometheus.io/path": "/custom", "prometheus.io/port": "9100",
+      "team": "a"}),
+])
+def test_user_pod_annotations_win_over_exporter_defaults(user: dict[str, str],
+                                                         expected: dict[str, str]) -> None:
+    test = copy.deepcopy(BASE_TEST)
+    test["spec"]["master"]["annotations"] = user
+    annotations = _objects(test)["Job/demo-master"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == expected
 
 
 def test_user_labels_cannot_override_selector_labels() -> None:

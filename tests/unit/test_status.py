@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from locust_operator.health import PodProblem, pod_problem
-from locust_operator.status import Observation, condition, derive_status, transition_events
+from locust_operator.health import REASON_RANK, PodProblem, pod_problem
+from locust_operator.status import Observation, condition, derive_status, timestamp, transition_events
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 EARLIER = "2026-11-23T11:59:00Z"
@@ -124,7 +124,7 @@ def test_workers_missing_after_all_connected() -> None:
 
 
 PROBLEM = PodProblem("demo-master-x", "ConfigurationError",
-                     'pod demo-master-x container locust: CreateContainerConfigError: '
+                     'pod demo-master-x container demo-master: CreateContainerConfigError: '
                      'configmap "demo" not found', "2026-11-23T11:59:00Z")
 
 
@@ -167,30 +167,64 @@ def test_events_for_a_normal_run() -> None:
     assert done["completionTime"] == "2026-11-23T11:59:59Z"
 
 
-def _pod(**status: Any) -> dict[str, Any]:
-    return {"metadata": {"name": "p", "creationTimestamp": EARLIER}, "status": status}
+def _pod(init: tuple[dict[str, Any], ...] = (), **status: Any) -> dict[str, Any]:
+    spec = {"initContainers": list(init), "containers": [{"name": "demo-master"}]}
+    return {"metadata": {"name": "p", "creationTimestamp": EARLIER}, "spec": spec, "status": status}
 
 
-def _waiting(reason: str, message: str = "") -> dict[str, Any]:
-    return {"name": "locust", "state": {"waiting": {"reason": reason, "message": message}}}
+def _waiting(reason: str, message: str = "", name: str = "demo-master") -> dict[str, Any]:
+    return {"name": name, "state": {"waiting": {"reason": reason, "message": message}}}
+
+
+def _exited(name: str, code: int) -> dict[str, Any]:
+    return {"name": name, "state": {"terminated": {"exitCode": code}}}
+
+
+# A mesh's native sidecar, as the metrics exporter is one: restartPolicy Always.
+SIDECAR = {"name": "istio-proxy", "restartPolicy": "Always"}
+RUNNING = {"name": "demo-master", "started": True, "state": {"running": {}}}
+INITIALIZING = _waiting("PodInitializing")
 
 
 @pytest.mark.parametrize(("pod", "reason", "words"), [
     (_pod(phase="Pending"), None, ""),
-    (_pod(containerStatuses=[{"name": "locust", "state": {"running": {}}}]), None, ""),
+    (_pod(containerStatuses=[RUNNING]), None, ""),
     (_pod(containerStatuses=[_waiting("ErrImagePull", "pull access denied for nope")]),
      "ImagePullError", "pull access denied"),
     (_pod(containerStatuses=[_waiting("ImagePullBackOff")]), "ImagePullError", "ImagePullBackOff"),
     (_pod(containerStatuses=[_waiting("CreateContainerConfigError", 'configmap "x" not found')]),
      "ConfigurationError", 'configmap "x" not found'),
     (_pod(containerStatuses=[_waiting("CrashLoopBackOff")]), "CrashLoopBackOff", "CrashLoopBackOff"),
-    (_pod(initContainerStatuses=[{**_waiting("CrashLoopBackOff"), "name": "init"}]),
+    (_pod(initContainerStatuses=[_waiting("CrashLoopBackOff", name="init")]),
      "InitializationError", "init"),
-    (_pod(initContainerStatuses=[{"name": "setup", "state": {"terminated": {"exitCode": 3}}}]),
+    (_pod(initContainerStatuses=[_exited("setup", 3)]),
      "InitializationError", "exited with code 3"),
     (_pod(conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                        "message": "0/3 nodes are available: insufficient cpu"}]),
      "SchedulingError", "insufficient cpu"),
+    # Native sidecars, by restartPolicy whatever their name: their exits never
+    # count (the kubelet restarts them, and stops them when the pod ends) ...
+    (_pod((SIDECAR,), initContainerStatuses=[_exited("istio-proxy", 1)],
+          containerStatuses=[RUNNING]), None, ""),
+    (_pod((SIDECAR,), initContainerStatuses=[_exited("istio-proxy", 137)],
+          containerStatuses=[INITIALIZING]), None, ""),
+    (_pod(({"name": "locust-metrics-exporter", "restartPolicy": "Always"},),
+          initContainerStatuses=[_exited("locust-metrics-exporter", 2)], containerStatuses=[RUNNING]),
+     None, ""),
+    # ... nor their crash loops once the main container runs ...
+    (_pod((SIDECAR,), initContainerStatuses=[_waiting("CrashLoopBackOff", name="istio-proxy")],
+          containerStatuses=[RUNNING]), None, ""),
+    # ... but they do while they hold back the start of the main container.
+    (_pod((SIDECAR,), initContainerStatuses=[_waiting("CrashLoopBackOff", name="istio-proxy")],
+          containerStatuses=[INITIALIZING]), "InitializationError", "istio-proxy"),
+    (_pod((SIDECAR,), initContainerStatuses=[_waiting("ImagePullBackOff", name="istio-proxy")],
+          containerStatuses=[INITIALIZING]), "ImagePullError", "istio-proxy"),
+    # An ordinary init container of the same name is not a sidecar.
+    (_pod(({"name": "istio-proxy"},), initContainerStatuses=[_exited("istio-proxy", 1)],
+          containerStatuses=[INITIALIZING]), "InitializationError", "exited with code 1"),
+    # Without a spec nothing is known to be a sidecar: an exit counts.
+    ({**_pod(initContainerStatuses=[_exited("locust-metrics-exporter", 1)]), "spec": None},
+     "InitializationError", "locust-metrics-exporter"),
 ])
 def test_pod_problem(pod: dict[str, Any], reason: str | None, words: str) -> None:
     problem = pod_problem(pod)
@@ -224,3 +258,53 @@ def test_uncounted_succeeded_workers_are_finishing_not_missing() -> None:
     worker = {**job(ready=1), "uncountedTerminatedPods": {"succeeded": ["uid-1"]}}
     one_left = derive_status(full, obs(**{**CREATED, "master_job": job(ready=1), "worker_job": worker}))
     assert _reasons(one_left.status)["WorkersConnected"] == ("True", "AllWorkersConnected")
+
+
+def _problem(reason: str, pod: str = "demo-worker-a", since: str | None = EARLIER) -> PodProblem:
+    return PodProblem(pod, reason, f"pod {pod}: {reason}", since)
+
+
+@pytest.mark.parametrize(("reasons", "expected"), [
+    (["InitializationError", "CrashLoopBackOff"], "CrashLoopBackOff"),
+    (["CrashLoopBackOff", "SchedulingError"], "SchedulingError"),
+    (["SchedulingError", "ImagePullError"], "ImagePullError"),
+    (["ImagePullError", "ConfigurationError"], "ConfigurationError"),
+    (["InitializationError", "CrashLoopBackOff", "SchedulingError", "ImagePullError",
+      "ConfigurationError"], "ConfigurationError"),
+    (["InitializationError", "CrashLoopBackOff", "InitializationError"], "CrashLoopBackOff"),
+])
+def test_the_reported_pod_problem_is_chosen_by_rank_in_any_order(reasons: list[str],
+                                                                 expected: str) -> None:
+    problems = [_problem(r, pod=f"demo-worker-{i}") for i, r in enumerate(reasons)]
+    for ordered in (problems, problems[::-1]):
+        health = condition(derive_status({}, obs(**CREATED, problems=tuple(ordered),
+                                                 grace_seconds=0)).status, "PodsHealthy")
+        assert health is not None and health["reason"] == expected
+        starting = condition(derive_status({}, obs(**CREATED, problems=tuple(ordered))).status,
+                             "PodsHealthy")
+        assert starting is not None and starting["reason"] == "PodsStarting"
+        assert starting["message"].endswith(f": {expected}")
+
+
+def test_rank_covers_every_pods_healthy_failure_reason_in_the_documented_order() -> None:
+    assert sorted(REASON_RANK, key=REASON_RANK.__getitem__) == [
+        "ConfigurationError", "ImagePullError", "SchedulingError", "CrashLoopBackOff",
+        "InitializationError"]
+
+
+def test_same_reason_is_broken_by_pod_name_not_order() -> None:
+    problems = (_problem("CrashLoopBackOff", "demo-worker-b"), _problem("CrashLoopBackOff", "demo-master"))
+    for ordered in (problems, problems[::-1]):
+        failed = derive_status({}, obs(**CREATED, problems=ordered, grace_seconds=0)).status
+        completed = condition(failed, "TestCompleted")
+        assert completed is not None and completed["message"] == "pod demo-master: CrashLoopBackOff"
+
+
+def test_only_problems_past_their_grace_period_fail_the_test() -> None:
+    # A worse problem still within its grace period does not name a failure it did not cause.
+    recent = timestamp(NOW - timedelta(seconds=10))
+    problems = (_problem("ConfigurationError", "demo-master", since=recent),
+                _problem("CrashLoopBackOff", "demo-worker-a"))
+    failed = derive_status({}, obs(**CREATED, problems=problems, grace_seconds=30)).status
+    assert failed["phase"] == "Failed"
+    assert _reasons(failed)["PodsHealthy"] == ("False", "CrashLoopBackOff")

@@ -15,7 +15,7 @@ from locust_operator.config import OperatorConfig
 from locust_operator.render import render
 from locust_operator.validation import InvalidLocustTest, validate, validated
 from tests.conftest import BASE_TEST, EXAMPLE_TESTS, EXAMPLES, load_example
-from tests.unit.bad_examples import BAD_EXAMPLES, bad_manifest
+from tests.unit.bad_examples import BAD_EXAMPLES, RESERVED_VOLUME_NAMES, bad_manifest, with_volume
 
 
 @pytest.mark.parametrize(("mutation", "field", "words"),
@@ -48,6 +48,13 @@ def test_mount_overlap_only_matters_when_the_configmap_is_mounted() -> None:
     test["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
     test["spec"]["volumeMounts"] = [{"name": "data", "mountPath": "/lotest/src"}]
     assert validate(test)[1] == []
+
+
+@pytest.mark.parametrize(("name", "volume", "reserved"), RESERVED_VOLUME_NAMES)
+def test_reserved_volume_names_are_the_childrens_dashed_names(name: str, volume: str,
+                                                              reserved: bool) -> None:
+    problems = validate(with_volume(name, volume))[1]
+    assert [p.path for p in problems] == (["spec.volumes"] if reserved else [])
 
 
 def test_sibling_path_is_not_an_overlap() -> None:
