@@ -104,7 +104,7 @@ class _CrApi(KubeApi):
 
 
 def create_all(groups: list[list[dict[str, Any]]], concurrency: int = 32) -> dict[str, float]:
-    """Create each group's objects in order, groups concurrently; when each group was done."""
+    """Create each group's objects in order, groups concurrently; when each test's group was done."""
     async def main() -> dict[str, float]:
         api = _CrApi(_login, concurrency=concurrency, timeout=120)
         done: dict[str, float] = {}
@@ -112,7 +112,8 @@ def create_all(groups: list[list[dict[str, Any]]], concurrency: int = 32) -> dic
         async def one(group: list[dict[str, Any]]) -> None:
             for obj in group:
                 await api.create(obj)
-            done[group[0]["metadata"]["name"]] = time.monotonic()
+            metadata = group[0]["metadata"]  # a LocustTest, or a test's first child
+            done[(metadata.get("labels") or {}).get(TEST_NAME_LABEL, metadata["name"])] = time.monotonic()
 
         try:
             await asyncio.gather(*(one(g) for g in groups))

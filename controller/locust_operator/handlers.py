@@ -4,7 +4,8 @@
   selected server-side by the operator's label (contract.py).
 - A daemon per LocustTest runs `Reconciler.run` (reconciler.py), which Kopf
   starts with the test and stops when it goes away.
-- Watch events of a test or its children only wake that test's loop.
+- Watch events of a test or its children only wake that test's loop (pod
+  events from the pods index, the rest from event handlers).
 
 The Reconciler comes from the operator memo (built in runner.py); nothing here
 holds state.
@@ -39,26 +40,29 @@ def _key(namespace: str | None, labels: kopf.Labels) -> Key:
 
 
 @kopf.index("batch", "v1", "jobs", labels=CHILD_LABELS)
-def jobs_index(namespace: str, labels: kopf.Labels, body: kopf.Body,
+async def jobs_index(namespace: str, labels: kopf.Labels, body: kopf.Body,
                **_: Any) -> dict[Key, JobView]:
     return {_key(namespace, labels): job_view(body)}
 
 
 @kopf.index("", "v1", "services", labels=CHILD_LABELS)
-def services_index(namespace: str, labels: kopf.Labels, body: kopf.Body,
+async def services_index(namespace: str, labels: kopf.Labels, body: kopf.Body,
                    **_: Any) -> dict[Key, ServiceView]:
     return {_key(namespace, labels): service_view(body)}
 
 
 @kopf.index("", "v1", "pods", labels=CHILD_LABELS)
-def pods_index(namespace: str, labels: kopf.Labels, body: kopf.Body,
+async def pods_index(namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
                **_: Any) -> dict[Key, PodView]:
-    return {_key(namespace, labels): pod_view(body)}
+    key = _key(namespace, labels)
+    # Pods are most of the watch events: waking the test's loop from here spares
+    # Kopf one handler invocation per pod event (its deletion needs no handling).
+    memo.reconciler.wake(key)
+    return {key: pod_view(body)}
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
-@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
 async def child_event(namespace: str, labels: kopf.Labels, type: str | None, body: kopf.Body,
                       memo: kopf.Memo, **_: Any) -> None:
     key = _key(namespace, labels)

@@ -221,9 +221,10 @@ class Reconciler:
             ERRORS.labels("render").inc()
             return _Creation(error=f"cannot render the test: {exc}")
 
+        created_objects: list[Object] = []
+
         async def created(obj: Object) -> None:
-            await self._event(metadata, "Normal", "Created",
-                              f"Created {obj['kind']} {obj['metadata']['name']}")
+            created_objects.append(obj)
             if self._after_create is not None:
                 await self._after_create(obj)
 
@@ -250,6 +251,10 @@ class Reconciler:
                 log.error("%s/%s: %s", metadata["namespace"], metadata["name"], exc)
                 return _Creation(error=f"{exc}; rename the test", reason="NameConflict")
             break
+        # Announced once all exist: the children first, the events after them.
+        await asyncio.gather(*(self._event(metadata, "Normal", "Created",
+                                           f"Created {obj['kind']} {obj['metadata']['name']}")
+                               for obj in created_objects))
         if existing:
             log.info("%s/%s: already existed, owned by this test: %s", metadata["namespace"],
                      metadata["name"], ", ".join(existing))

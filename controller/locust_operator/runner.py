@@ -34,11 +34,28 @@ def login(settings: kopf.OperatorSettings | None = None) -> kopf.ConnectionInfo 
             or kopf.login_with_kubeconfig(settings=settings))
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No last-handled state: the operator has no change handlers that need a diff.
+
+    Kopf builds a deep copy of every watched object on every event to detect
+    changes (`DiffBaseStorage.build`); with thousands of pods that copy was a
+    third of the operator's CPU, for a diff nothing reads.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        pass
+
+
 def settings_for(config: OperatorConfig, settings: kopf.OperatorSettings) -> None:
     """Kopf settings: our annotation prefix, no peering, label-selected watches."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
+    settings.persistence.diffbase_storage = NoDiffBase()
     # Held only while a test's loop runs, so Kopf can stop the loop before the
     # test goes away; removed when the test finishes (the loop returns).
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
