@@ -14,7 +14,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -348,6 +350,264 @@ def test_metrics_service(render: Render, args: list[str], present: bool) -> None
         assert svc["spec"]["selector"] == one(render(*args), "Deployment")["spec"]["selector"]["matchLabels"]
 
 
+# --------------------------------------------------------------------------- optional objects
+
+OPTIONAL_KINDS = {"ServiceMonitor", "PodMonitor", "PodDisruptionBudget", "NetworkPolicy"}
+ALL_OPTIONS = CHART / "ci" / "all-options-values.yaml"
+# The API server address of the NetworkPolicy tests (required when it is on).
+API_CIDR = ["--set", "networkPolicy.enabled=true,networkPolicy.apiServer.cidrs={10.1.2.3/32}"]
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a Kubernetes label selector (matchLabels, matchExpressions) matches labels."""
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions", []):
+        present, value = expr["key"] in labels, labels.get(expr["key"])
+        if {
+            "In": present and value in expr.get("values", []),
+            "NotIn": not present or value not in expr.get("values", []),
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[expr["operator"]] is False:
+            return False
+    return True
+
+
+def test_selects() -> None:
+    labels = {"a": "1", "b": "2"}
+    assert selects({}, labels)
+    assert selects({"matchLabels": {"a": "1"}}, labels)
+    assert not selects({"matchLabels": {"a": "2"}}, labels)
+    assert selects({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "3"]}]}, labels)
+    assert not selects({"matchExpressions": [{"key": "c", "operator": "Exists"}]}, labels)
+
+
+def test_optional_objects_are_off_by_default(render: Render) -> None:
+    docs = render()
+    assert not [d for d in docs if d["kind"] in OPTIONAL_KINDS]
+    assert "priorityClassName" not in pod_spec(docs)
+    assert not VALUES["metrics"]["serviceMonitor"]["enabled"]
+    assert not VALUES["metrics"]["masterPodMonitor"]["enabled"]
+    assert not VALUES["podDisruptionBudget"]["enabled"]
+    assert not VALUES["networkPolicy"]["enabled"]
+
+
+def test_all_options_values_turn_every_option_on(render: Render) -> None:
+    docs = render("-f", str(ALL_OPTIONS))
+    assert {d["kind"] for d in docs} >= OPTIONAL_KINDS | {"Service"}
+    spec = pod_spec(docs)
+    assert spec["priorityClassName"] == "locust-operator-ci"
+    metadata = one(docs, "Deployment")["spec"]["template"]["metadata"]
+    assert metadata["labels"]["example.com/team"] == "perf"
+    assert metadata["annotations"]["example.com/owner"] == "perf-team"
+
+
+def test_core_objects_validate_against_the_kubernetes_schema(render: Render) -> None:
+    """Everything but the Prometheus Operator kinds (CRDs) is checked strictly
+    against the pinned Kubernetes minor's OpenAPI schema."""
+    version = ".".join(KUBE_VERSION.lstrip("v").split(".")[:2]) + ".0"
+    for values in sorted((CHART / "ci").glob("*-values.yaml")):
+        for doc in render("-f", str(values)):
+            if not doc["apiVersion"].startswith("monitoring.coreos.com/"):
+                kubernetes_validate.validate(doc, version, strict=True)
+
+
+def controller_pods(docs: list[dict[str, Any]], tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """Role -> pod template the controller renders for examples/minimal.yaml
+    with the chart's rendered config (the pods the monitors and policy target)."""
+    config = load_rendered_config(docs, tmp_path)
+    test = yaml.safe_load((REPO / "examples" / "minimal.yaml").read_text())
+    test["metadata"]["namespace"] = "load-tests"
+    jobs = [o for o in render_locusttest(test, config) if o["kind"] == "Job"]
+    return {
+        j["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]: j["spec"]["template"]
+        for j in jobs
+    }
+
+
+def pod_ports(pod: dict[str, Any]) -> dict[str, int]:
+    """Container port name -> number over containers and (native sidecar) init containers."""
+    containers = pod["spec"]["containers"] + pod["spec"].get("initContainers", [])
+    return {p["name"]: p["containerPort"] for c in containers for p in c.get("ports", [])}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--set", "metrics.serviceMonitor.enabled=true"], ["-f", str(ALL_OPTIONS)]],
+    ids=["enabled", "all-options"],
+)
+def test_service_monitor_scrapes_the_operator_metrics_port(render: Render, args: list[str]) -> None:
+    docs = render(*args)
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    # It selects exactly the metrics Service, which the ServiceMonitor implies.
+    selector = monitor["spec"]["selector"]
+    (service,) = [s for s in kinds(docs, "Service") if selects(selector, s["metadata"]["labels"])]
+    assert service["metadata"]["name"] == "locust-operator-metrics"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels)
+    assert {p["name"]: p["containerPort"] for p in container(docs)["ports"]}[port["targetPort"]] == 9090
+
+
+def test_service_monitor_labels_and_scrape_settings(render: Render) -> None:
+    monitor = one(render("-f", str(ALL_OPTIONS)), "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["interval"], endpoint["scrapeTimeout"]) == ("30s", "10s")
+    docs = render("--set", "metrics.serviceMonitor.enabled=true")
+    (endpoint,) = one(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert "interval" not in endpoint and "scrapeTimeout" not in endpoint
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--set", "config.metricsExporter.port=9999"]],
+    ids=["default-port", "port-9999"],
+)
+def test_master_pod_monitor_scrapes_the_masters_exporter(
+    render: Render, tmp_path: Path, args: list[str]
+) -> None:
+    docs = render("--set", "metrics.masterPodMonitor.enabled=true", *args)
+    monitor = one(docs, "PodMonitor")
+    pods = controller_pods(docs, tmp_path)
+    assert selects(monitor["spec"]["selector"], pods["master"]["metadata"]["labels"])
+    assert not selects(monitor["spec"]["selector"], pods["worker"]["metadata"]["labels"])
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    exporter_port = load_rendered_config(docs, tmp_path).metricsExporter.port
+    assert endpoint["portNumber"] == exporter_port == pod_ports(pods["master"])["metrics"]
+    assert endpoint["path"] == "/metrics"
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+
+
+def test_master_pod_monitor_watches_only_the_watched_namespaces(render: Render) -> None:
+    docs = render(
+        "--set", "metrics.masterPodMonitor.enabled=true", "--set", "watchNamespaces={team-a,team-b}"
+    )
+    assert one(docs, "PodMonitor")["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+
+
+def test_master_pod_monitor_needs_the_exporter(helm_template: Any) -> None:
+    proc = helm_template(
+        "--set", "metrics.masterPodMonitor.enabled=true", "--set", "config.metricsExporter.enabled=false"
+    )
+    assert proc.returncode != 0
+    assert "metrics.masterPodMonitor.enabled needs config.metricsExporter.enabled" in proc.stderr
+
+
+@pytest.mark.parametrize("max_unavailable", [None, 0])
+def test_pod_disruption_budget(render: Render, max_unavailable: int | None) -> None:
+    args = ["--set", "podDisruptionBudget.enabled=true"]
+    if max_unavailable is not None:
+        args += ["--set", f"podDisruptionBudget.maxUnavailable={max_unavailable}"]
+    docs = render(*args)
+    pdb = one(docs, "PodDisruptionBudget")
+    expected = VALUES["podDisruptionBudget"]["maxUnavailable"] if max_unavailable is None else max_unavailable
+    assert pdb["spec"]["maxUnavailable"] == expected
+    assert "minAvailable" not in pdb["spec"]
+    deployment = one(docs, "Deployment")
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def network_policy(render: Render, *args: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    docs = render(*API_CIDR, *args)
+    return one(docs, "NetworkPolicy")["spec"], docs
+
+
+def test_network_policy_needs_the_api_server_cidrs(helm_template: Any) -> None:
+    proc = helm_template("--set", "networkPolicy.enabled=true")
+    assert proc.returncode != 0
+    assert "networkPolicy.apiServer.cidrs is required" in proc.stderr
+
+
+def test_network_policy_selects_the_operator_and_restricts_both_ways(render: Render) -> None:
+    spec, docs = network_policy(render)
+    assert spec["podSelector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    # Ingress: only the liveness and metrics ports (by the container's port names).
+    ports = {p["name"]: p["containerPort"] for p in container(docs)["ports"]}
+    ingress = {p["port"] for rule in spec["ingress"] for p in rule["ports"]}
+    assert ingress == {"health", "metrics"} and ingress <= set(ports)
+    assert all("from" not in rule for rule in spec["ingress"])  # metricsFrom: [] means any source
+    # Egress: every rule names its peers and its ports (nothing open-ended).
+    for rule in spec["egress"]:
+        assert rule["to"] and rule["ports"], rule
+
+
+def test_network_policy_egress_dns_and_api_server(render: Render) -> None:
+    spec, _ = network_policy(render)
+    dns, api, _masters = spec["egress"]
+    assert dns["to"] == VALUES["networkPolicy"]["dns"]["to"]
+    assert sorted((p["port"], p["protocol"]) for p in dns["ports"]) == [(53, "TCP"), (53, "UDP")]
+    assert api["to"] == [{"ipBlock": {"cidr": "10.1.2.3/32"}}]
+    assert [(p["port"], p["protocol"]) for p in api["ports"]] == [(443, "TCP"), (6443, "TCP")]
+
+
+@pytest.mark.parametrize(
+    ("args", "namespaces"),
+    [([], None), (["--set", "watchNamespaces={team-a,team-b}"], ["team-a", "team-b"])],
+    ids=["all-namespaces", "watched"],
+)
+def test_network_policy_egress_to_the_masters_web_port(
+    render: Render, tmp_path: Path, args: list[str], namespaces: list[str] | None
+) -> None:
+    spec, docs = network_policy(render, *args)
+    masters = spec["egress"][2]
+    (peer,) = masters["to"]
+    pods = controller_pods(docs, tmp_path)
+    assert selects(peer["podSelector"], pods["master"]["metadata"]["labels"])
+    assert not selects(peer["podSelector"], pods["worker"]["metadata"]["labels"])
+    if namespaces is None:
+        assert peer["namespaceSelector"] == {}
+    else:
+        for ns in namespaces:
+            assert selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": ns})
+        assert not selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": "kube-system"})
+    # The port the controller polls (config.statsUrlTemplate) is the masters' web port.
+    config = load_rendered_config(docs, tmp_path)
+    (port,) = masters["ports"]
+    assert port == {"port": urlsplit(config.statsUrlTemplate).port, "protocol": "TCP"}
+    assert port["port"] == pod_ports(pods["master"])["web"]
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [
+        ("http://{service}.{namespace}.svc:18089/stats/requests", 18089),
+        ("http://{service}.{namespace}.svc/stats/requests", 80),
+        ("https://{service}.{namespace}.svc/stats/requests", 443),
+    ],
+)
+def test_network_policy_follows_the_stats_url(render: Render, url: str, port: int) -> None:
+    spec, _ = network_policy(render, "--set", f"config.statsUrlTemplate={url}")
+    assert spec["egress"][2]["ports"] == [{"port": port, "protocol": "TCP"}]
+
+
+def test_network_policy_without_stats_polling_has_no_master_egress(render: Render) -> None:
+    spec, _ = network_policy(render, "--set", "config.statsPollSeconds=0")
+    assert len(spec["egress"]) == 2  # DNS and the API server only
+
+
+def test_network_policy_metrics_from(render: Render) -> None:
+    spec, _ = network_policy(render, "-f", str(ALL_OPTIONS))
+    health, metrics = spec["ingress"]
+    assert "from" not in health  # the kubelet's probes come from the node
+    assert metrics["from"] == yaml.safe_load(ALL_OPTIONS.read_text())["networkPolicy"]["metricsFrom"]
+
+
+def test_pod_labels_and_annotations(render: Render) -> None:
+    docs = render("--set", "podLabels.team=perf", "--set", "podAnnotations.owner=perf-team")
+    metadata = one(docs, "Deployment")["spec"]["template"]["metadata"]
+    assert metadata["labels"]["team"] == "perf"
+    assert metadata["annotations"]["owner"] == "perf-team"
+    assert "checksum/config" in metadata["annotations"]
+
+
 # ---------------------------------------------------------------- controller config and args
 
 
@@ -535,6 +795,20 @@ BAD_VALUES = [
     (["--set", "config.templatesDir=/elsewhere"], ["/config/templatesDir"]),
     (["--set", "templateOverrides.locustfile\\.py=x"], ["/templateOverrides", "locustfile.py"]),
     (["--set", "templateOverrides.service\\.yaml\\.j2="], ["/templateOverrides/service.yaml.j2"]),
+    (["--set", "podDisruptionBudget.maxUnavailable=2"], ["/podDisruptionBudget/maxUnavailable"]),
+    (["--set", "networkPolicy.apiServer.cidrs={10.0.0.1}"], ["/networkPolicy/apiServer/cidrs/0"]),
+    (["--set", "networkPolicy.apiServer.ports={}"], ["/networkPolicy/apiServer/ports"]),
+    (["--set", "networkPolicy.metricsFrom[0].pods=x"], ["/networkPolicy/metricsFrom/0"]),
+    (["--set", "networkPolicy.dns.to[0].podSelector.matchLabels=x"], ["/networkPolicy/dns/to/0"]),
+    (["--set", "metrics.serviceMonitor.interval=often"], ["/metrics/serviceMonitor/interval"]),
+    (["--set", "metrics.masterPodMonitor.labels.team=a b"], ["/metrics/masterPodMonitor/labels/team"]),
+    (["--set", "metrics.serviceMonitor.scrape=true"], ["/metrics/serviceMonitor", "scrape"]),
+    # Keys the chart sets itself: a duplicate would break the selector or the roll on config change.
+    # (helm's validator reports propertyNames failures at '', naming the key.)
+    (["--set", "podLabels.app\\.kubernetes\\.io/name=x"], ["invalid propertyName 'app.kubernetes.io/name'"]),
+    (["--set", "podAnnotations.checksum/config=x"], ["invalid propertyName 'checksum/config'"]),
+    (["--set", "metrics.serviceMonitor.labels.helm\\.sh/chart=x"], ["invalid propertyName 'helm.sh/chart'"]),
+    (["--set", "priorityClassName=High_Priority"], ["/priorityClassName"]),
 ]
 
 

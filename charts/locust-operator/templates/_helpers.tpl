@@ -131,3 +131,27 @@ per watched namespace.
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+
+{{/*
+Labels of the pods of a test's master, as the controller renders them
+(controller/locust_operator/render.py, selector_labels): the PodMonitor and
+the NetworkPolicy select the masters by them.
+*/}}
+{{- define "locust-operator.masterPodLabels" -}}
+managed-by: locust-k8s-operator
+app.kubernetes.io/component: master
+{{- end }}
+
+{{/*
+Port the controller reads a master's live results on: the port of
+config.statsUrlTemplate (80 or 443 from its scheme when it has none).
+*/}}
+{{- define "locust-operator.statsPort" -}}
+{{- $url := .Values.config.statsUrlTemplate }}
+{{- $re := "^[A-Za-z][A-Za-z0-9+.-]*://[^/:@?#]*(:([0-9]+))?([/?#].*)?$" }}
+{{- if not (regexMatch $re $url) }}
+{{- fail (printf "networkPolicy: cannot find the port of config.statsUrlTemplate %q" $url) }}
+{{- end }}
+{{- $port := regexReplaceAll $re $url "${2}" }}
+{{- if $port }}{{ $port }}{{ else if hasPrefix "https:" $url }}443{{ else }}80{{ end }}
+{{- end }}
