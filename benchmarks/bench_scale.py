@@ -37,6 +37,7 @@ from benchmarks.harness import (
     Operator,
     Timeline,
     api_client,
+    apiserver_writes,
     create_all,
     create_namespace,
     delete_namespace,
@@ -91,6 +92,7 @@ def operated(api: Any, size: int, timeout: float, python: str) -> dict[str, Any]
         time.sleep(3)
         idle = operator.rss_mib()
         cpu0 = operator.cpu_seconds()
+        test_writes0 = apiserver_writes("locusttests")
         with operator.sampling_rss():
             t0 = time.monotonic()
             applied = create_all([[locust_test(n, namespace)] for n in names])
@@ -100,6 +102,9 @@ def operated(api: Any, size: int, timeout: float, python: str) -> dict[str, Any]
             wait_until(lambda: len(timeline.finished_jobs(names)) == size, 60, description="jobs done")
             time.sleep(2)  # let the last status writes and finalizer removals land
         cpu = operator.cpu_seconds() - cpu0
+        # Writes on the LocustTests other than status: the POSTs themselves, and Kopf's
+        # finalizer (added, removed) and touch annotations.
+        test_writes = (apiserver_writes("locusttests") - test_writes0) / size - 1
         children = timeline.with_children(names)
         running = timeline.in_phase(names, ("Running", *TERMINAL))
         terminal = timeline.in_phase(names, TERMINAL)
@@ -132,6 +137,7 @@ def operated(api: Any, size: int, timeout: float, python: str) -> dict[str, Any]
             "service_creates_per_test": writes['resource="services"'] / size,
             "events_per_test": writes['resource="events"'] / size,
             "status_patches_per_test": writes['resource="locusttests/status"'] / size,
+            "kopf_test_patches_per_test": test_writes,
         }
     finally:
         operator.stop()

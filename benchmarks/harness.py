@@ -157,9 +157,10 @@ class Timeline:
     def _run(self, w: watch.Watch, fn: Any, args: tuple[Any, ...], handler: Any) -> None:
         while True:
             try:
-                for event in w.stream(fn, *args, timeout_seconds=3600, _request_timeout=3700):
+                # Plain JSON, no client models: the benchmark must not eat the CPU it measures.
+                for event in w.stream(fn, *args, timeout_seconds=3600, _request_timeout=3700,
+                                      deserialize=False):
                     obj = event["object"]
-                    obj = obj if isinstance(obj, dict) else client.ApiClient().sanitize_for_serialization(obj)
                     with self._lock:
                         handler(event["type"], obj, time.monotonic())
                 return
@@ -223,6 +224,19 @@ class Timeline:
         """When both Jobs of each test were finished (the later of the two)."""
         with self._lock:
             return {n: max(self.jobs_done[n].values()) for n in names if len(self.jobs_done[n]) >= 2}
+
+
+def apiserver_writes(resource: str, subresource: str = "") -> float:
+    """POST/PATCH/PUT requests the API server counted on a resource (all clients)."""
+    text = subprocess.run(["kubectl", "get", "--raw", "/metrics"], capture_output=True, text=True,
+                          check=True).stdout
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{") and f'resource="{resource}"' in line \
+                and f'subresource="{subresource}"' in line \
+                and any(f'verb="{v}"' in line for v in ("POST", "PATCH", "PUT")):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def wait_until(what: Any, timeout: float, interval: float = 0.25, description: str = "") -> None:

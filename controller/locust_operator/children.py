@@ -30,35 +30,44 @@ def _owner(existing: dict[str, Any]) -> str:
     return "no controller owner"
 
 
+async def _create_one(api: Api, obj: dict[str, Any], owner_uid: str) -> bool:
+    """Create `obj`; False if it already existed and is ours."""
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    try:
+        if kind not in ("Service", "Job"):  # a template override made something else
+            raise PermanentCreateError(f"cannot create kind {kind}: only Service and Job")
+        try:
+            await api.create(obj)
+            return True
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            found = await api.read(kind, obj["metadata"]["namespace"], name)
+            if controller_uid(found.get("metadata", {})) != owner_uid:
+                raise NameConflict(f"{kind} {name} already exists and belongs to "
+                                   f"{_owner(found)}") from None
+            return False
+    except ApiError as exc:
+        if exc.status in (400, 403, 404, 422):
+            raise PermanentCreateError(f"{kind} {name}: {exc.message}") from None
+        raise TransientCreateError(f"{kind} {name}: {exc}") from None
+    except (OSError, aiohttp.ClientError, TimeoutError) as exc:  # API server unreachable
+        raise TransientCreateError(f"{kind} {name}: {exc!r}") from None
+
+
 async def create_children(api: Api, objects: list[dict[str, Any]], owner_uid: str,
                           on_created: Callable[[dict[str, Any]], Awaitable[None]]) -> list[str]:
     """Create each object in order; return those that already existed and are ours.
 
-    AlreadyExists is success only when the existing object's controller owner is
-    `owner_uid` (a restart after a partial create); anything else is a conflict.
+    In order, and stopping at the first conflict, so a test whose name clashes
+    never gets workers that would connect to another test's master. AlreadyExists
+    is success only when the existing object's controller owner is `owner_uid` (a
+    restart after a partial create); anything else is a conflict.
     """
     existing = []
     for obj in objects:
-        kind, name = obj["kind"], obj["metadata"]["name"]
-        try:
-            if kind not in ("Service", "Job"):  # a template override made something else
-                raise PermanentCreateError(f"cannot create kind {kind}: only Service and Job")
-            try:
-                await api.create(obj)
-            except ApiError as exc:
-                if exc.status != 409:
-                    raise
-                found = await api.read(kind, obj["metadata"]["namespace"], name)
-                if controller_uid(found.get("metadata", {})) != owner_uid:
-                    raise NameConflict(f"{kind} {name} already exists and belongs to "
-                                       f"{_owner(found)}") from None
-                existing.append(f"{kind}/{name}")
-                continue
-        except ApiError as exc:
-            if exc.status in (400, 403, 404, 422):
-                raise PermanentCreateError(f"{kind} {name}: {exc.message}") from None
-            raise TransientCreateError(f"{kind} {name}: {exc}") from None
-        except (TimeoutError, OSError, aiohttp.ClientError) as exc:  # API server unreachable
-            raise TransientCreateError(f"{kind} {name}: {exc!r}") from None
-        await on_created(obj)
+        if await _create_one(api, obj, owner_uid):
+            await on_created(obj)
+        else:
+            existing.append(f"{obj['kind']}/{obj['metadata']['name']}")
     return existing

@@ -4,8 +4,7 @@
   selected server-side by the operator's label (contract.py).
 - A daemon per LocustTest runs `Reconciler.run` (reconciler.py), which Kopf
   starts with the test and stops when it goes away.
-- Watch events of a test or its children only wake that test's loop (pod
-  events from the pods index, the rest from event handlers).
+- Watch events of a test or its children only wake that test's loop.
 
 The Reconciler comes from the operator memo (built in runner.py); nothing here
 holds state.
@@ -39,44 +38,54 @@ def _key(namespace: str | None, labels: kopf.Labels) -> Key:
     return (namespace or "", labels.get(TEST_NAME_LABEL, ""))
 
 
+# Every change of a child wakes its test's loop right from the index function:
+# children are most of the watch events, and a handler invocation per event
+# was a large part of the operator's CPU.
 @kopf.index("batch", "v1", "jobs", labels=CHILD_LABELS)
-async def jobs_index(namespace: str, labels: kopf.Labels, body: kopf.Body,
-               **_: Any) -> dict[Key, JobView]:
-    return {_key(namespace, labels): job_view(body)}
+async def jobs_index(namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
+                     **_: Any) -> dict[Key, JobView]:
+    key = _key(namespace, labels)
+    memo.reconciler.wake(key)
+    return {key: job_view(body)}
 
 
 @kopf.index("", "v1", "services", labels=CHILD_LABELS)
-async def services_index(namespace: str, labels: kopf.Labels, body: kopf.Body,
-                   **_: Any) -> dict[Key, ServiceView]:
-    return {_key(namespace, labels): service_view(body)}
+async def services_index(namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
+                         **_: Any) -> dict[Key, ServiceView]:
+    key = _key(namespace, labels)
+    memo.reconciler.wake(key)
+    return {key: service_view(body)}
 
 
 @kopf.index("", "v1", "pods", labels=CHILD_LABELS)
 async def pods_index(namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
-               **_: Any) -> dict[Key, PodView]:
+                     **_: Any) -> dict[Key, PodView]:
     key = _key(namespace, labels)
-    # Pods are most of the watch events: waking the test's loop from here spares
-    # Kopf one handler invocation per pod event (its deletion needs no handling).
     memo.reconciler.wake(key)
     return {key: pod_view(body)}
 
 
-@kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS)
-@kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
-async def child_event(namespace: str, labels: kopf.Labels, type: str | None, body: kopf.Body,
-                      memo: kopf.Memo, **_: Any) -> None:
-    key = _key(namespace, labels)
-    kind = body.get("kind")
-    if type == "DELETED" and kind in ("Job", "Service"):
-        what = "Service" if kind == "Service" else f"{job_view(body).role} Job"
-        memo.reconciler.child_deleted(key, controller_uid(body.metadata), what)
-    else:
-        memo.reconciler.wake(key)
+def _deleted(type: str | None, **_: Any) -> bool:
+    return type == "DELETED"
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def test_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.reconciler.wake((namespace, name))  # e.g. a spec change: SpecDrifted
+# A deletion is seen only here (an object gone from an index proves nothing: a
+# new Job may just not be listed yet).
+@kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS, when=_deleted)
+@kopf.on.event("", "v1", "services", labels=CHILD_LABELS, when=_deleted)
+async def child_deleted(namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
+                        **_: Any) -> None:
+    what = "Service" if body.get("kind") == "Service" else f"{job_view(body).role} Job"
+    memo.reconciler.child_deleted(_key(namespace, labels), controller_uid(body.metadata), what)
+
+
+def _spec_changed(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
+    return int(meta.get("generation") or 1) != int(status.get("observedGeneration") or 1)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_spec_changed)
+async def spec_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.reconciler.wake((namespace, name))  # the loop reports it: SpecDrifted
 
 
 def _live(status: kopf.Status, **_: Any) -> bool:

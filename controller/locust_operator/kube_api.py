@@ -8,15 +8,20 @@ library with the credentials Kopf's login produced (`kopf.ConnectionInfo`),
 so the operator loads one HTTP stack and one login. A 401 (e.g. a rotated
 service-account token) logs in again once and retries.
 
-Concurrency is bounded by a semaphore, so a burst of a thousand tests queues
-here instead of opening a thousand connections.
+Concurrency is bounded, so a burst of a thousand tests queues here instead of
+opening a thousand connections; and the queue is ordered by priority, because
+under a burst the API server is the bottleneck: creating children goes first,
+status patches next, events last.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import aiohttp
@@ -33,6 +38,44 @@ _PATHS = {
     "Job": ("/apis/batch/v1", "jobs"),
     "Event": ("/api/v1", "events"),
 }
+
+
+CREATE, STATUS, EVENT = 0, 1, 2  # request priorities, most urgent first
+
+
+class PriorityLimit:
+    """At most `limit` holders at once; waiters are served most urgent first, then FIFO."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    @asynccontextmanager
+    async def hold(self, priority: int) -> AsyncIterator[None]:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+        else:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiters, (priority, next(self._order), waiter))
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # the slot was handed over as we were cancelled
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            _, _, waiter = heapq.heappop(self._waiters)
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes straight to the waiter
+                return
+        self._free += 1
 
 
 class ApiError(Exception):
@@ -67,7 +110,7 @@ class KubeApi:
     def __init__(self, login: Callable[[], kopf.ConnectionInfo], concurrency: int = 32,
                  timeout: float = 30.0) -> None:
         self._login = login
-        self._limit = asyncio.Semaphore(concurrency)
+        self._limit = PriorityLimit(concurrency)
         self._concurrency = concurrency
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -89,10 +132,10 @@ class KubeApi:
             self._session = None
 
     async def _request(self, method: str, path: str, body: Object | None = None,
-                       content_type: str = "application/json") -> Object:
+                       content_type: str = "application/json", priority: int = CREATE) -> Object:
         for attempt in (1, 2):
             session = self._connect()
-            async with self._limit, session.request(
+            async with self._limit.hold(priority), session.request(
                     method, self._server + path,
                     data=None if body is None else json.dumps(body),
                     headers={"Content-Type": content_type}) as response:
@@ -110,7 +153,8 @@ class KubeApi:
         prefix, plural = _PATHS[obj["kind"]]
         API_WRITES.labels(plural, "create").inc()
         return await self._request(
-            "POST", f"{prefix}/namespaces/{obj['metadata']['namespace']}/{plural}", obj)
+            "POST", f"{prefix}/namespaces/{obj['metadata']['namespace']}/{plural}", obj,
+            priority=EVENT if obj["kind"] == "Event" else CREATE)
 
     async def read(self, kind: str, namespace: str, name: str) -> Object:
         prefix, plural = _PATHS[kind]
@@ -120,4 +164,4 @@ class KubeApi:
         API_WRITES.labels(f"{PLURAL}/status", "patch").inc()
         await self._request(
             "PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status",
-            {"status": status}, content_type="application/merge-patch+json")
+            {"status": status}, content_type="application/merge-patch+json", priority=STATUS)

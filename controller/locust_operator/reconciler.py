@@ -251,10 +251,10 @@ class Reconciler:
                 log.error("%s/%s: %s", metadata["namespace"], metadata["name"], exc)
                 return _Creation(error=f"{exc}; rename the test", reason="NameConflict")
             break
-        # Announced once all exist: the children first, the events after them.
-        await asyncio.gather(*(self._event(metadata, "Normal", "Created",
-                                           f"Created {obj['kind']} {obj['metadata']['name']}")
-                               for obj in created_objects))
+        # One event for all three: announced once they exist, so it never delays them.
+        if created_objects:
+            await self._event(metadata, "Normal", "Created", "Created " + ", ".join(
+                f"{obj['kind']} {obj['metadata']['name']}" for obj in created_objects))
         if existing:
             log.info("%s/%s: already existed, owned by this test: %s", metadata["namespace"],
                      metadata["name"], ", ".join(existing))
