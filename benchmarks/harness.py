@@ -82,6 +82,15 @@ def create_namespace(api: client.ApiClient, name: str) -> None:
 
 
 def delete_namespace(api: client.ApiClient, name: str) -> None:
+    """Delete a namespace, first releasing tests whose operator is already stopped
+    (a live test keeps the operator's finalizer, which only a running operator removes)."""
+    custom = client.CustomObjectsApi(api)
+    with contextlib.suppress(client.ApiException):
+        for test in custom.list_namespaced_custom_object(GROUP, VERSION, name, PLURAL)["items"]:
+            if test["metadata"].get("finalizers"):
+                custom.patch_namespaced_custom_object(GROUP, VERSION, name, PLURAL,
+                                                      test["metadata"]["name"],
+                                                      {"metadata": {"finalizers": None}})
     with contextlib.suppress(client.ApiException):
         client.CoreV1Api(api).delete_namespace(name)
 

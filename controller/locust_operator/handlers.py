@@ -1,13 +1,13 @@
-"""Kopf declarations: what the controller watches, and which object does the work.
+"""Kopf declarations: a daemon per live LocustTest, and a wake-up on spec changes.
 
-- Indexes keep a small view of every child Job, Service and Pod (observe.py),
-  selected server-side by the operator's label (contract.py).
-- A daemon per LocustTest runs `Reconciler.run` (reconciler.py), which Kopf
-  starts with the test and stops when it goes away.
-- Watch events of a test or its children only wake that test's loop.
+- A daemon per live LocustTest runs `Reconciler.run` (reconciler.py), which Kopf
+  starts with the test and stops when it goes away or finishes.
+- The children (Jobs, Services, Pods) are watched by `watches.ChildWatches`,
+  not by Kopf: they are most of the watch events, and all they need to do is
+  update a small view and wake their test's loop.
 
-The Reconciler comes from the operator memo (built in runner.py); nothing here
-holds state.
+The Reconciler and the watches come from the operator memo (built in runner.py);
+nothing here holds state.
 """
 
 from __future__ import annotations
@@ -17,66 +17,7 @@ from typing import Any
 import kopf
 
 from locust_operator import GROUP, PLURAL, VERSION
-from locust_operator.contract import MANAGED_BY, MANAGED_BY_LABEL, TEST_NAME_LABEL
-from locust_operator.observe import (
-    Children,
-    JobView,
-    Key,
-    PodView,
-    ServiceView,
-    controller_uid,
-    job_view,
-    pod_view,
-    service_view,
-)
 from locust_operator.status import TERMINAL
-
-CHILD_LABELS = {MANAGED_BY_LABEL: MANAGED_BY}
-
-
-def _key(namespace: str | None, labels: kopf.Labels) -> Key:
-    return (namespace or "", labels.get(TEST_NAME_LABEL, ""))
-
-
-# Every change of a child wakes its test's loop right from the index function:
-# children are most of the watch events, and a handler invocation per event
-# was a large part of the operator's CPU.
-@kopf.index("batch", "v1", "jobs", labels=CHILD_LABELS)
-async def jobs_index(namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
-                     **_: Any) -> dict[Key, JobView]:
-    key = _key(namespace, labels)
-    memo.reconciler.wake(key)
-    return {key: job_view(body)}
-
-
-@kopf.index("", "v1", "services", labels=CHILD_LABELS)
-async def services_index(namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
-                         **_: Any) -> dict[Key, ServiceView]:
-    key = _key(namespace, labels)
-    memo.reconciler.wake(key)
-    return {key: service_view(body)}
-
-
-@kopf.index("", "v1", "pods", labels=CHILD_LABELS)
-async def pods_index(namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
-                     **_: Any) -> dict[Key, PodView]:
-    key = _key(namespace, labels)
-    memo.reconciler.wake(key)
-    return {key: pod_view(body)}
-
-
-def _deleted(type: str | None, **_: Any) -> bool:
-    return type == "DELETED"
-
-
-# A deletion is seen only here (an object gone from an index proves nothing: a
-# new Job may just not be listed yet).
-@kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS, when=_deleted)
-@kopf.on.event("", "v1", "services", labels=CHILD_LABELS, when=_deleted)
-async def child_deleted(namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
-                        **_: Any) -> None:
-    what = "Service" if body.get("kind") == "Service" else f"{job_view(body).role} Job"
-    memo.reconciler.child_deleted(_key(namespace, labels), controller_uid(body.metadata), what)
 
 
 def _spec_changed(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
@@ -97,14 +38,7 @@ def _live(status: kopf.Status, **_: Any) -> bool:
 # removes the finalizer in the same step.
 @kopf.daemon(GROUP, VERSION, PLURAL, when=_live, cancellation_timeout=10)
 async def test_loop(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo,
-                    stopped: kopf.DaemonStopped, jobs_index: kopf.Index[Key, JobView],
-                    services_index: kopf.Index[Key, ServiceView],
-                    pods_index: kopf.Index[Key, PodView], **_: Any) -> None:
+                    stopped: kopf.DaemonStopped, **_: Any) -> None:
     key = (namespace, name)
-
-    def children() -> Children:
-        return Children(jobs=list(jobs_index.get(key, ())),
-                        services=list(services_index.get(key, ())),
-                        pods=list(pods_index.get(key, ())))
-
-    await memo.reconciler.run(body, children, stopped)
+    await memo.watches.synced()  # never judge a test by an index not yet listed
+    await memo.reconciler.run(body, lambda: memo.watches.index.children(key), stopped)

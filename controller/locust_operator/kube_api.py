@@ -115,13 +115,16 @@ class KubeApi:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._server = ""
+        # A watch asks the server to end it after 300 s; silence longer than this is a dead link.
+        self._stream_read_timeout = 360.0
 
     def _connect(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             info = self._login()
             self._server = info.server.rstrip("/")
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._concurrency, ssl=info.as_ssl_context()),
+                # Requests are bounded by the PriorityLimit; watches hold their own connections.
+                connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
                 headers={**info.as_http_headers(), "User-Agent": "locust-operator"},
                 timeout=self._timeout)
         return self._session
@@ -148,6 +151,28 @@ class KubeApi:
                 loaded = json.loads(payload) if payload else {}
                 return loaded if isinstance(loaded, dict) else {}
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get_json(self, path: str) -> Object:
+        """GET (e.g. a label-selected list); `path` may carry a query."""
+        return await self._request("GET", path, priority=STATUS)
+
+    async def stream_lines(self, path: str) -> AsyncIterator[bytes]:
+        """The lines of a watch response, until the server ends it."""
+        session = self._connect()
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self._stream_read_timeout)
+        async with session.get(self._server + path, timeout=timeout) as response:
+            if response.status == 401:
+                await self.close()  # log in again on the next attempt
+            if response.status >= 400:
+                raise ApiError(response.status, _message(await response.read(), response.reason or ""))
+            pending = b""
+            # Not readline(): aiohttp caps a line at 64 KiB, and a pod can be larger.
+            async for chunk in response.content.iter_any():
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if line.strip():
+                        yield line
 
     async def create(self, obj: Object) -> Object:
         prefix, plural = _PATHS[obj["kind"]]

@@ -14,10 +14,11 @@ from prometheus_client import start_http_server
 
 from locust_operator import GROUP, PLURAL, handlers
 from locust_operator.config import OperatorConfig
-from locust_operator.contract import ANNOTATION_PREFIX, CHILD_SELECTOR
+from locust_operator.contract import ANNOTATION_PREFIX
 from locust_operator.kube_api import KubeApi
 from locust_operator.locust_stats import StatsReader
 from locust_operator.reconciler import Object, Reconciler
+from locust_operator.watches import ChildWatches
 
 log = logging.getLogger("locust_operator")
 # Fault injection for the restart tests, wired here and never in the create path:
@@ -63,8 +64,6 @@ def settings_for(config: OperatorConfig, settings: kopf.OperatorSettings) -> Non
     settings.peering.standalone = True
     # No CRD/namespace discovery, so the RBAC needs no access to them.
     settings.scanning.disabled = True
-    for resource in ("jobs", "pods", "services"):
-        settings.watching.label_selectors[resource] = CHILD_SELECTOR
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 2  # only Kopf's own sync helpers; our code is async
@@ -102,6 +101,7 @@ def run_controller(config: OperatorConfig, liveness_port: int, metrics_port: int
     api = KubeApi(lambda: _required(login()))
     stats = StatsReader()
     reconciler = Reconciler(config, api, stats, after_create=failpoint(os.environ.get(FAILPOINT_ENV)))
+    watches = ChildWatches(api, reconciler, config.namespaces)
     if metrics_port:
         start_http_server(metrics_port)
 
@@ -110,13 +110,15 @@ def run_controller(config: OperatorConfig, liveness_port: int, metrics_port: int
         return login(settings)
 
     @kopf.on.startup()
-    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings_for(config, settings)
+        watches.start()
         scope = ", ".join(config.namespaces) if config.namespaces else "all namespaces"
         log.info("watching %s.%s in %s", PLURAL, GROUP, scope)
 
     @kopf.on.cleanup()
     async def cleanup(**_: Any) -> None:
+        await watches.stop()
         await api.close()
         await stats.close()
 
@@ -124,7 +126,7 @@ def run_controller(config: OperatorConfig, liveness_port: int, metrics_port: int
         clusterwide=not config.namespaces,
         namespaces=list(config.namespaces),
         standalone=True,
-        memo=kopf.Memo(reconciler=reconciler),
+        memo=kopf.Memo(reconciler=reconciler, watches=watches),
         liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
     ))
 

@@ -1,0 +1,141 @@
+"""Index views and one test's Observation from them; creating children (pure / fake API)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from locust_operator.children import (
+    NameConflict,
+    PermanentCreateError,
+    TransientCreateError,
+    create_children,
+)
+from locust_operator.kube_api import ApiError
+from locust_operator.observe import Children, controller_uid, job_view, observe, pod_view, service_view
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+TEST = {"metadata": {"name": "t", "uid": "u1", "generation": 2}, "spec": {"worker": {"replicas": 2}}}
+
+
+def _meta(role: str, uid: str, owner: str | None, kind: str = "LocustTest") -> dict[str, Any]:
+    refs = [{"controller": True, "uid": owner, "kind": kind, "name": "t"}] if owner else []
+    return {"uid": uid, "labels": {"app.kubernetes.io/component": role}, "ownerReferences": refs,
+            "name": f"{uid}-pod", "creationTimestamp": "2026-11-25T11:59:00Z"}
+
+
+def _pod(role: str, job_uid: str, ready: bool, waiting: str | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": "Running" if ready else "Pending",
+                              "conditions": [{"type": "Ready", "status": str(ready)}]}
+    if waiting:
+        status["containerStatuses"] = [{"name": "locust", "state": {"waiting": {
+            "reason": waiting, "message": "boom"}}}]
+    return {"metadata": _meta(role, f"p-{job_uid}-{ready}", job_uid, "Job"), "spec": {},
+            "status": status}
+
+
+@pytest.mark.parametrize(("metadata", "expected"), [
+    ({"ownerReferences": [{"uid": "a"}, {"uid": "b", "controller": True}]}, "b"),
+    ({"ownerReferences": [{"uid": "a", "controller": False}]}, None),
+    ({}, None),
+])
+def test_controller_uid(metadata: dict[str, Any], expected: str | None) -> None:
+    assert controller_uid(metadata) == expected
+
+
+def test_a_test_sees_only_the_children_it_owns() -> None:
+    jobs = [job_view({"metadata": _meta("master", "jm", "u1"), "status": {"active": 1}}),
+            job_view({"metadata": _meta("worker", "jw", "u1"), "status": {}}),
+            job_view({"metadata": _meta("master", "other-job", "u2"), "status": {"ready": 1}})]
+    pods = [pod_view(_pod("master", "jm", True)), pod_view(_pod("worker", "jw", True)),
+            pod_view(_pod("worker", "jw", False, waiting="ImagePullBackOff")),
+            pod_view(_pod("worker", "other-job", True))]
+    services = [service_view({"metadata": _meta("master", "s", "u2")})]
+    obs = observe(TEST, Children(jobs=jobs, services=services, pods=pods), now=NOW, grace_seconds=30,
+                  deleted=["worker Job"])
+    assert obs.master_job == {"active": 1}
+    assert obs.worker_job == {}
+    assert (obs.master_pods_ready, obs.worker_pods_ready) == (1, 1)
+    assert obs.service is False  # the Service belongs to another test
+    assert [p.reason for p in obs.problems] == ["ImagePullError"]
+    assert (obs.generation, obs.expected_workers, obs.deleted) == (2, 2, ("worker Job",))
+
+
+def test_just_created_children_count_before_the_watch_sees_them() -> None:
+    obs = observe(TEST, Children(), now=NOW, grace_seconds=30, just_created=True)
+    assert (obs.service, obs.master_job, obs.worker_job) == (True, {}, {})
+    obs = observe(TEST, Children(), now=NOW, grace_seconds=30)
+    assert (obs.service, obs.master_job, obs.worker_job) == (False, None, None)
+
+
+def test_pod_view_ready_needs_running_and_the_ready_condition() -> None:
+    body = _pod("master", "j", True)
+    assert pod_view(body).ready
+    body["status"]["phase"] = "Succeeded"
+    assert not pod_view(body).ready
+
+
+class Api:
+    def __init__(self, fail: dict[str, Exception]) -> None:
+        self.fail = fail
+        self.created: list[str] = []
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        name = obj["metadata"]["name"]
+        if name in self.fail:
+            raise self.fail[name]
+        self.created.append(name)
+        return obj
+
+    async def read(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return {"metadata": {"ownerReferences": [{"controller": True, "uid": "mine"}]}}
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        raise AssertionError("not used")
+
+
+OBJECTS = [{"kind": k, "metadata": {"name": n, "namespace": "ns"}}
+           for k, n in (("Service", "s"), ("Job", "m"), ("Job", "w"))]
+
+
+@pytest.mark.parametrize(("fail", "owner", "error", "created"), [
+    ({}, "mine", None, ["s", "m", "w"]),
+    ({"m": ApiError(409, "exists")}, "mine", None, ["s", "w"]),
+    ({"m": ApiError(409, "exists")}, "someone", NameConflict, ["s"]),
+    ({"s": ApiError(422, "invalid")}, "mine", PermanentCreateError, []),
+    ({"w": ApiError(403, "forbidden")}, "mine", PermanentCreateError, ["s", "m"]),
+    ({"m": ApiError(500, "etcd timeout")}, "mine", TransientCreateError, ["s"]),
+    ({"s": OSError("connection refused")}, "mine", TransientCreateError, []),
+])
+def test_create_children(fail: dict[str, Exception], owner: str, error: type[Exception] | None,
+                         created: list[str]) -> None:
+    api = Api(fail)
+    announced: list[str] = []
+
+    async def on_created(obj: dict[str, Any]) -> None:
+        announced.append(obj["metadata"]["name"])
+
+    async def main() -> list[str]:
+        return await create_children(api, OBJECTS, owner, on_created)
+
+    if error is None:
+        existing = asyncio.run(main())
+        assert existing == [f"Job/{n}" for n in fail]
+    else:
+        with pytest.raises(error):
+            asyncio.run(main())
+    assert api.created == announced == created
+
+
+def test_only_services_and_jobs_are_created() -> None:
+    async def main() -> list[str]:
+        async def on_created(obj: dict[str, Any]) -> None:
+            pass
+        return await create_children(Api({}), [{"kind": "ConfigMap", "metadata": {"name": "c"}}],
+                                     "mine", on_created)
+
+    with pytest.raises(PermanentCreateError, match="only Service and Job"):
+        asyncio.run(main())
