@@ -34,7 +34,6 @@ from typing import Any
 from benchmarks.harness import (
     BENCH_CONFIG,
     TERMINAL,
-    Operator,
     Timeline,
     api_client,
     apiserver_writes,
@@ -42,6 +41,7 @@ from benchmarks.harness import (
     create_namespace,
     delete_namespace,
     locust_test,
+    operated_namespace,
     percentile,
     wait_until,
 )
@@ -82,12 +82,10 @@ def bare(api: Any, size: int, timeout: float) -> dict[str, float]:
 
 
 def operated(api: Any, size: int, timeout: float, python: str) -> dict[str, Any]:
-    namespace = f"op-{size}-{secrets.token_hex(2)}"
-    create_namespace(api, namespace)
     names = [f"t{i}" for i in range(size)]
-    timeline = Timeline(namespace).start(api)
-    operator = Operator([namespace], Path(tempfile.mkdtemp()), python=python).start()
-    try:
+    with operated_namespace(api, f"op-{size}", Path(tempfile.mkdtemp()), python) as (
+            namespace, timeline, operator):
+        operator.start()
         watching_s = operator.wait_healthy()
         time.sleep(3)
         idle = operator.rss_mib()
@@ -139,28 +137,18 @@ def operated(api: Any, size: int, timeout: float, python: str) -> dict[str, Any]
             "status_patches_per_test": writes['resource="locusttests/status"'] / size,
             "kopf_test_patches_per_test": test_writes,
         }
-    finally:
-        operator.stop()
-        timeline.stop()
-        delete_namespace(api, namespace)
 
 
 def startup(api: Any, python: str) -> dict[str, float]:
     """A test already waiting when the operator starts: time to watching, to its children."""
-    namespace = f"start-{secrets.token_hex(2)}"
-    create_namespace(api, namespace)
-    timeline = Timeline(namespace).start(api)
-    create_all([[locust_test("first", namespace)]])
-    operator = Operator([namespace], Path(tempfile.mkdtemp()), python=python).start()
-    try:
+    with operated_namespace(api, "start", Path(tempfile.mkdtemp()), python) as (
+            namespace, timeline, operator):
+        create_all([[locust_test("first", namespace)]])
+        operator.start()
         watching = operator.wait_healthy()
         wait_until(lambda: timeline.with_children(["first"]), 60, interval=0.01, description="children")
         return {"startup_watching_s": watching,
                 "startup_first_children_s": timeline.with_children(["first"])["first"] - operator.started}
-    finally:
-        operator.stop()
-        timeline.stop()
-        delete_namespace(api, namespace)
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -27,13 +26,10 @@ from kubernetes import client
 from benchmarks.harness import (
     ROOT,
     TERMINAL,
-    Operator,
-    Timeline,
     api_client,
     create_all,
-    create_namespace,
-    delete_namespace,
     locust_test,
+    operated_namespace,
     wait_until,
 )
 from locust_operator import GROUP, PLURAL, VERSION
@@ -78,13 +74,9 @@ def children_report(api: Any, namespace: str, names: list[str]) -> dict[str, Any
 def kill_mid_burst(api: Any, count: int, workdir: Path, timeout: float = 600,
                    python: str = sys.executable) -> dict[str, Any]:
     """SIGKILL the operator when about half of a burst has children; restart it."""
-    namespace = f"kill-{secrets.token_hex(3)}"
-    create_namespace(api, namespace)
     names = [f"t{i}" for i in range(count)]
-    timeline = Timeline(namespace).start(api)
-    operator = Operator([namespace], workdir, python=python).start()
-    try:
-        operator.wait_healthy()
+    with operated_namespace(api, "kill", workdir, python) as (namespace, timeline, operator):
+        operator.start().wait_healthy()
         create_all([[t] for t in _tests(namespace, count)])
         wait_until(lambda: len(timeline.with_children(names)) >= count // 2, timeout,
                    interval=0.02, description="half of the burst has children")
@@ -97,23 +89,15 @@ def kill_mid_burst(api: Any, count: int, workdir: Path, timeout: float = 600,
         report["with_children_at_kill"] = with_children_at_kill
         report["already_existed_after_restart"] = operator.log().count("already existed")
         return report
-    finally:
-        operator.stop()
-        timeline.stop()
-        delete_namespace(api, namespace)
 
 
 def restart_component(api: Any, component: str, count: int, workdir: Path,
                       cluster_env: dict[str, str], timeout: float = 600,
                       python: str = sys.executable) -> dict[str, Any]:
     """Restart kube-apiserver or etcd while tests run; the operator must carry on."""
-    namespace = f"restart-{secrets.token_hex(3)}"
-    create_namespace(api, namespace)
     names = [f"t{i}" for i in range(count)]
-    timeline = Timeline(namespace).start(api)
-    operator = Operator([namespace], workdir, python=python).start()
-    try:
-        operator.wait_healthy()
+    with operated_namespace(api, "restart", workdir, python) as (namespace, timeline, operator):
+        operator.start().wait_healthy()
         pid = operator.pid
         # The first half is running during the restart; the second half is applied
         # right after it, so the operator must create through re-established watches.
@@ -135,10 +119,6 @@ def restart_component(api: Any, component: str, count: int, workdir: Path,
                       or operator.proc.poll() is not None,
                       second_half=len(second))
         return report
-    finally:
-        operator.stop()
-        timeline.stop()
-        delete_namespace(api, namespace)
 
 
 def soak(api: Any, count: int, workdir: Path, in_flight: int = 20, python: str = sys.executable,
@@ -147,17 +127,13 @@ def soak(api: Any, count: int, workdir: Path, in_flight: int = 20, python: str =
 
     RSS growth is measured from test 100 (or half way) to the last test.
     """
-    namespace = f"soak-{secrets.token_hex(3)}"
-    create_namespace(api, namespace)
     custom = client.CustomObjectsApi(api)
-    timeline = Timeline(namespace).start(api)
-    operator = Operator([namespace], workdir, python=python).start()
     rss: dict[int, float] = {}
     # The baseline is taken at test 100 (or half way for shorter runs): the
     # first tests warm up caches and the allocator, which is not growth.
     baseline = min(100, count // 2)
-    try:
-        operator.wait_healthy()
+    with operated_namespace(api, "soak", workdir, python) as (namespace, timeline, operator):
+        operator.start().wait_healthy()
         tests = _tests(namespace, count, pod_seconds=1)
         done, submitted, deadline = 0, 0, time.monotonic() + timeout
         live: list[str] = []
@@ -179,10 +155,6 @@ def soak(api: Any, count: int, workdir: Path, in_flight: int = 20, python: str =
         first, last = rss[baseline], rss[count]
         return {"tests": count, "rss_mib": rss, "growth_percent": round(100 * (last - first) / first, 1),
                 "failed": sum(1 for p in timeline.phases.values() if "Failed" in p)}
-    finally:
-        operator.stop()
-        timeline.stop()
-        delete_namespace(api, namespace)
 
 
 def failover(api: Any, workdir: Path, python: str = sys.executable) -> dict[str, float]:
@@ -193,12 +165,8 @@ def failover(api: Any, workdir: Path, python: str = sys.executable) -> dict[str,
     restarted at once, as a Deployment with `Recreate` does after the kubelet
     notices the exit).
     """
-    namespace = f"failover-{secrets.token_hex(3)}"
-    create_namespace(api, namespace)
-    timeline = Timeline(namespace).start(api)
-    operator = Operator([namespace], workdir, python=python).start()
-    try:
-        operator.wait_healthy()
+    with operated_namespace(api, "failover", workdir, python) as (namespace, timeline, operator):
+        operator.start().wait_healthy()
         time.sleep(1)
         operator.kill()
         killed = time.monotonic()
@@ -207,10 +175,6 @@ def failover(api: Any, workdir: Path, python: str = sys.executable) -> dict[str,
         wait_until(lambda: timeline.phases["after-kill"], 60, interval=0.01, description="status")
         first_write = min(timeline.phases["after-kill"].values())
         return {"kill_to_status_write_s": round(first_write - killed, 2)}
-    finally:
-        operator.stop()
-        timeline.stop()
-        delete_namespace(api, namespace)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import contextlib
 import copy
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -289,7 +290,8 @@ class Operator:
         self.peak_rss = 0.0
         self._sampling = False
 
-    def start(self) -> Operator:
+    def start(self, **extra_env: str) -> Operator:
+        """Start the process; `extra_env` applies to this start only (e.g. a failpoint)."""
         self.metrics_port, self.liveness_port = free_port(), free_port()
         args = [self.python, "-m", "locust_operator", "run", "--config", str(self.config_path),
                 "--metrics-port", str(self.metrics_port), "--liveness-port", str(self.liveness_port)]
@@ -297,7 +299,8 @@ class Operator:
             args += ["--namespace", namespace]
         log = self.log_path.open("ab")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                     env={**self.env, **extra_env}, cwd=ROOT)
         return self
 
     def healthy(self) -> bool:
@@ -381,3 +384,20 @@ class Operator:
 
 def copy_test(test: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(test)
+
+
+@contextlib.contextmanager
+def operated_namespace(api: client.ApiClient, prefix: str, workdir: Path, python: str = sys.executable
+                       ) -> Iterator[tuple[str, Timeline, Operator]]:
+    """A fresh namespace, a Timeline of it and an (unstarted) operator watching it; all
+    stopped and deleted afterwards."""
+    namespace = f"{prefix}-{secrets.token_hex(3)}"
+    create_namespace(api, namespace)
+    timeline = Timeline(namespace).start(api)
+    operator = Operator([namespace], workdir, python=python)
+    try:
+        yield namespace, timeline, operator
+    finally:
+        operator.stop()
+        timeline.stop()
+        delete_namespace(api, namespace)
