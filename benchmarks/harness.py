@@ -231,6 +231,12 @@ class Timeline:
             return {n: min(t for p, t in self.phases[n].items() if p in phases)
                     for n in names if any(p in phases for p in self.phases[n])}
 
+    def master_finished(self, names: list[str]) -> dict[str, float]:
+        """When each test's master Job finished (what ends the test)."""
+        with self._lock:
+            return {n: t for n in names for job, t in self.jobs_done[n].items()
+                    if job.endswith(f"-{MASTER}")}
+
     def finished_jobs(self, names: list[str]) -> dict[str, float]:
         """When both Jobs of each test were finished (the later of the two)."""
         with self._lock:
