@@ -88,7 +88,7 @@ class Reconciler:
                  clock: Clock = utc_now,
                  after_create: Callable[[Object], Awaitable[None]] | None = None,
                  retry_delays: tuple[float, ...] = _RETRY_DELAYS,
-                 settle_seconds: float = 0.25, creating_at_once: int = 16) -> None:
+                 settle_seconds: float = 0.25) -> None:
         self.config = config
         self.api = api
         self.stats = stats
@@ -96,10 +96,6 @@ class Reconciler:
         self._after_create = after_create
         self._retry_delays = retry_delays
         self._settle_seconds = settle_seconds
-        # Tests rendered and being created at once: in a burst of a thousand, the
-        # others wait as a paused coroutine instead of holding their rendered
-        # objects in a queue (the API server is the limit either way).
-        self._creating = asyncio.Semaphore(creating_at_once)
         self._live: dict[Key, _Live] = {}
 
     # --- called by watch handlers ---------------------------------------------------
@@ -147,8 +143,7 @@ class Reconciler:
         ready: dict[str, Any] = next(
             (c for c in previous.get("conditions", []) if c.get("type") == "Ready"), {})
         if ready.get("reason") not in _CREATION_DONE:
-            async with self._creating:
-                creation = await self._create(body, stopped)
+            creation = await self._create(body, stopped)
         locust: dict[str, Any] | None = None
         next_stats: datetime | None = None
         drift_logged = 1
