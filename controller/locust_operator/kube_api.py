@@ -117,25 +117,35 @@ class KubeApi:
         self._concurrency = concurrency
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._streams: aiohttp.ClientSession | None = None
         self._server = ""
         # A watch asks the server to end it after 300 s; silence longer than this is a dead link.
         self._stream_read_timeout = 360.0
 
-    def _connect(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+    def _connect(self, stream: bool = False) -> aiohttp.ClientSession:
+        """The session for requests, or the one for watch streams.
+
+        Two sessions, so each has the connection limit it needs: requests share
+        as many TLS connections as may be in flight (each costs ~150 KiB of
+        buffers; an unlimited pool grew to hundreds in a burst), and each watch
+        holds one connection of its own.
+        """
+        if self._session is None or self._session.closed or self._streams is None:
             info = self._login()
             self._server = info.server.rstrip("/")
+            ssl, headers = info.as_ssl_context(), {**info.as_http_headers(), "User-Agent": "locust-operator"}
             self._session = aiohttp.ClientSession(
-                # Requests are bounded by the PriorityLimit; watches hold their own connections.
-                connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
-                headers={**info.as_http_headers(), "User-Agent": "locust-operator"},
+                connector=aiohttp.TCPConnector(limit=self._concurrency, ssl=ssl), headers=headers,
                 timeout=self._timeout)
-        return self._session
+            self._streams = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ssl=ssl), headers=headers)
+        return self._streams if stream else self._session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._streams):
+            if session is not None:
+                await session.close()
+        self._session = self._streams = None
 
     async def _request(self, method: str, path: str, body: Object | None = None,
                        content_type: str = "application/json", priority: int = CREATE) -> Object:
@@ -161,7 +171,7 @@ class KubeApi:
 
     async def stream_lines(self, path: str) -> AsyncIterator[bytes]:
         """The lines of a watch response, until the server ends it."""
-        session = self._connect()
+        session = self._connect(stream=True)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self._stream_read_timeout)
         async with session.get(self._server + path, timeout=timeout) as response:
             if response.status == 401:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import kopf
 from prometheus_client import start_http_server
 
@@ -69,6 +70,23 @@ def settings_for(config: OperatorConfig, settings: kopf.OperatorSettings) -> Non
     settings.execution.max_workers = 2  # only Kopf's own sync helpers; our code is async
 
 
+# Kopf's own requests: its LocustTest watch and its finalizer patches. Its default
+# pool has no limit: a burst of a thousand tests opened hundreds of TLS
+# connections at ~150 KiB each, most of the operator's peak memory.
+KOPF_CONNECTIONS = 16
+
+
+def kopf_session(info: kopf.ConnectionInfo | None) -> kopf.AiohttpSession | None:
+    """Kopf's HTTP session, with a bounded connection pool (called in the event loop)."""
+    if info is None:
+        return None
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=KOPF_CONNECTIONS, ssl=info.as_ssl_context()),
+        headers={**info.as_http_headers(), "User-Agent": "locust-operator (kopf)"})
+    return kopf.AiohttpSession(aiohttp_session=session, server=info.server,
+                               default_namespace=info.default_namespace, priority=info.priority)
+
+
 def failpoint(name: str | None) -> Callable[[Object], Awaitable[None]] | None:
     """The hook that makes the process exit at a chosen point (tests only)."""
     if name != "after-service-created":
@@ -106,8 +124,8 @@ def run_controller(config: OperatorConfig, liveness_port: int, metrics_port: int
         start_http_server(metrics_port)
 
     @kopf.on.login()
-    def login_fn(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
-        return login(settings)
+    async def login_fn(settings: kopf.OperatorSettings, **_: Any) -> kopf.AiohttpSession | None:
+        return kopf_session(login(settings))
 
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -57,3 +57,18 @@ def test_failpoint_is_off_unless_named() -> None:
     hook = failpoint("after-service-created")
     assert hook is not None
     asyncio.run(hook({"kind": "Job"}))  # only a Service makes it exit
+
+
+def test_kopf_gets_a_bounded_connection_pool() -> None:
+    from locust_operator.runner import KOPF_CONNECTIONS, kopf_session
+
+    async def main() -> tuple[int, str]:
+        session = kopf_session(kopf.ConnectionInfo(server="https://127.0.0.1:6443", token="t"))
+        assert session is not None
+        try:
+            return session.aiohttp_session.connector.limit, session.server  # type: ignore[union-attr]
+        finally:
+            await session.aiohttp_session.close()
+
+    assert kopf_session(None) is None
+    assert asyncio.run(main()) == (KOPF_CONNECTIONS, "https://127.0.0.1:6443")
