@@ -12,6 +12,7 @@ import yaml
 
 from locust_operator import __version__
 from locust_operator.config import ConfigError, OperatorConfig, load_config
+from locust_operator.documents import InputError, load, read_limited
 from locust_operator.migrate import MigrationError, migrate_v1
 from locust_operator.render import RenderError, render
 from locust_operator.validation import InvalidLocustTest
@@ -21,23 +22,25 @@ class _Failed(Exception):
     """Problems were printed; exit non-zero."""
 
 
-def _read_documents(stream: IO[str], source: str) -> Iterator[tuple[str, Any]]:
-    """(label, document) for every non-empty YAML document, label like 'file#2'."""
+def _read_documents(stream: IO[bytes], source: str) -> Iterator[tuple[str, Any]]:
+    """(label, document) for every non-empty YAML document, label like 'file#2'.
+
+    The input limits (size, documents, alias expansion) are all checked before
+    any document is built or rendered.
+    """
     try:
-        documents = list(yaml.safe_load_all(stream))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        click.echo(f"{source}: not valid YAML: {problem}{where}", err=True)
+        documents = load(read_limited(stream))
+    except InputError as exc:
+        where = source if exc.index is None else f"{source}#{exc.index}"
+        click.echo(f"{where}: {exc}", err=True)
         raise _Failed() from None
-    for index, document in enumerate(documents, start=1):
-        if document is not None:
-            yield f"{source}#{index}", document
+    for document in documents:
+        yield f"{source}#{document.index}", document.value
 
 
 def _label(label: str, document: Any) -> str:
-    name = document.get("metadata", {}).get("name") if isinstance(document, dict) else None
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
     return f"{label} ({name})" if isinstance(name, str) else label
 
 
@@ -71,13 +74,13 @@ _output = click.option("-o", "--output", type=click.Choice(["yaml", "json"]), de
 
 
 @cli.command("render")
-@click.argument("source", type=click.File("r"), default="-")
+@click.argument("source", type=click.File("rb"), default="-")
 @_output
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               envvar="LOCUST_OPERATOR_CONFIG", help="Operator config YAML (as the chart writes it).")
 @click.option("--templates-dir", type=click.Path(file_okay=False, exists=True),
               help="Directory of template overrides (as the chart's templateOverrides).")
-def render_command(source: IO[str], output: str, config_path: str | None,
+def render_command(source: IO[bytes], output: str, config_path: str | None,
                    templates_dir: str | None) -> None:
     """Print the objects each LocustTest in SOURCE (a file or -) would create.
 
@@ -107,9 +110,9 @@ def render_command(source: IO[str], output: str, config_path: str | None,
 
 
 @cli.command("migrate")
-@click.argument("source", type=click.File("r"), default="-")
+@click.argument("source", type=click.File("rb"), default="-")
 @_output
-def migrate_command(source: IO[str], output: str) -> None:
+def migrate_command(source: IO[bytes], output: str) -> None:
     """Convert locust.io/v1 LocustTests in SOURCE to v2 manifests.
 
     Anything v2 cannot carry over is reported on stderr; the result is checked

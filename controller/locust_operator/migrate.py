@@ -27,10 +27,36 @@ class MigrationError(ValueError):
     pass
 
 
+def _type_name(value: Any) -> str:
+    names: dict[type, str] = {dict: "map", list: "list", str: "string"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _mapping(value: Any, field: str) -> dict[Any, Any]:
+    """`value` if it is a map (None counts as empty), else MigrationError naming `field`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MigrationError(f"{field}: expected a map, got {_type_name(value)}")
+    return value
+
+
+def _list_of(value: Any, item_type: type, field: str, what: str) -> list[Any]:
+    """`value` if it is a list of `item_type` (None counts as empty), else MigrationError."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MigrationError(f"{field}: expected a list of {what}, got {_type_name(value)}")
+    for index, item in enumerate(value):
+        if not isinstance(item, item_type):
+            raise MigrationError(f"{field}[{index}]: expected a {what[:-1]}, got {_type_name(item)}")
+    return value
+
+
 def _node_affinity(v1_affinity: Any, dropped: list[str]) -> dict[str, Any] | None:
     if not isinstance(v1_affinity, dict):
         return None
-    node = v1_affinity.get("nodeAffinity") or {}
+    node = _mapping(v1_affinity.get("nodeAffinity"), "spec.affinity.nodeAffinity")
     for key in sorted(set(v1_affinity) - {"nodeAffinity"}):
         dropped.append(f"spec.affinity.{key}: only nodeAffinity exists in v1; not carried over")
     required = node.get("requiredDuringSchedulingIgnoredDuringExecution")
@@ -52,7 +78,7 @@ def _node_affinity(v1_affinity: Any, dropped: list[str]) -> dict[str, Any] | Non
 def _role(spec: dict[str, Any], role: str) -> dict[str, Any]:
     out: dict[str, Any] = {"command": spec.get(f"{role}CommandSeed")}
     for key in ("labels", "annotations"):
-        value = (spec.get(key) or {}).get(role)
+        value = _mapping(_mapping(spec.get(key), f"spec.{key}").get(role), f"spec.{key}.{role}")
         if value:
             out[key] = dict(value)
     return out
@@ -74,8 +100,10 @@ def migrate_v1(manifest: Any) -> Migration:
         if not spec.get(key):
             raise MigrationError(f"spec.{key}: required field is missing")
     dropped = [f"spec.{key}: unknown v1 field, not carried over" for key in sorted(set(spec) - _KNOWN_V1)]
-    metadata = {k: v for k, v in (manifest.get("metadata") or {}).items() if k not in _SERVER_METADATA}
-    annotations = metadata.get("annotations") or {}
+    given = _mapping(manifest.get("metadata"), "metadata")
+    metadata = {k: v for k, v in given.items() if k not in _SERVER_METADATA}
+    annotations = dict(_mapping(metadata.get("annotations"), "metadata.annotations"))
+    metadata["annotations"] = annotations
     annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
     if not annotations:
         metadata.pop("annotations", None)
@@ -90,8 +118,9 @@ def migrate_v1(manifest: Any) -> Migration:
     v2: dict[str, Any] = {"image": spec["image"]}
     if spec.get("imagePullPolicy"):
         v2["imagePullPolicy"] = spec["imagePullPolicy"]
-    if spec.get("imagePullSecrets"):
-        v2["imagePullSecrets"] = [{"name": str(name)} for name in spec["imagePullSecrets"]]
+    secrets = _list_of(spec.get("imagePullSecrets"), str, "spec.imagePullSecrets", "Secret names")
+    if secrets:
+        v2["imagePullSecrets"] = [{"name": name} for name in secrets]
     v2["master"] = master
     v2["worker"] = worker
     files = {k2: spec[k1] for k1, k2 in (("configMap", "configMapRef"),
@@ -102,8 +131,9 @@ def migrate_v1(manifest: Any) -> Migration:
     affinity = _node_affinity(spec.get("affinity"), dropped)
     if affinity:
         scheduling["affinity"] = affinity
-    if spec.get("tolerations"):
-        scheduling["tolerations"] = [dict(t) for t in spec["tolerations"]]
+    tolerations = _list_of(spec.get("tolerations"), dict, "spec.tolerations", "tolerations")
+    if tolerations:
+        scheduling["tolerations"] = [dict(t) for t in tolerations]
     if scheduling:
         v2["scheduling"] = scheduling
     return Migration({"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": v2},

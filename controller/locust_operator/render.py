@@ -267,13 +267,28 @@ def _environment(templates_dir: str | None) -> jinja2.Environment:
     return env
 
 
+def _render_template(env: jinja2.Environment, template_name: str, ctx: dict[str, Any]) -> str:
+    try:
+        return env.get_template(template_name).render(ctx)
+    except jinja2.TemplateSyntaxError as exc:
+        where = f" (line {exc.lineno})" if exc.lineno else ""
+        raise RenderError(f"template {template_name}: syntax error{where}: {exc.message}") from None
+    except jinja2.TemplateError as exc:  # an undefined variable, a failing filter...
+        raise RenderError(f"template {template_name}: {exc.message or type(exc).__name__}") from None
+    except Exception as exc:
+        # Override templates are the platform team's code: any error in one
+        # (a division by zero, a bad method call) is a problem of that
+        # template, to report by name, not a traceback of the CLI.
+        raise RenderError(f"template {template_name}: {type(exc).__name__}: {exc}") from None
+
+
 def render_validated(test: dict[str, Any], config: OperatorConfig) -> list[Manifest]:
     """Render a test the API server already validated and defaulted."""
     env = _environment(config.templatesDir)
     ctx = context(test, config)
     objects: list[Manifest] = []
     for template_name in TEMPLATE_NAMES:
-        text = env.get_template(template_name).render(ctx)
+        text = _render_template(env, template_name, ctx)
         try:
             obj = yaml.load(text, Loader=_LOADER)
         except yaml.YAMLError as exc:
@@ -291,7 +306,11 @@ def render(test: dict[str, Any], config: OperatorConfig) -> list[Manifest]:
     """
     # Imported here: the controller renders tests the API server validated, and
     # never loads the schema validator and CEL compiler it does not need.
-    from locust_operator.validation import validated
+    from locust_operator.validation import InvalidLocustTest, Problem, validated
 
-    return render_validated(validated(test), config)
+    defaulted = validated(test)
+    if not isinstance(defaulted.get("spec"), dict):
+        # The CRD does not require spec, but there is nothing to run without one.
+        raise InvalidLocustTest([Problem("spec", "required field is missing")])
+    return render_validated(defaulted, config)
 

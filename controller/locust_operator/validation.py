@@ -25,6 +25,12 @@ from celpy.evaluation import CELEvalError
 from locust_operator import API_VERSION, KIND
 from locust_operator.resources import crd_path
 
+# The API server's cap on one object's metadata.annotations, keys plus values
+# in bytes (apimachinery's TotalAnnotationSizeLimitB).
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+# Where render finds annotations: the test's own, and those it puts on each role's pods.
+ANNOTATION_FIELDS = (("metadata", "annotations"), ("spec", "master", "annotations"),
+                     ("spec", "worker", "annotations"))
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -203,11 +209,42 @@ def _identity_problems(manifest: dict[str, Any]) -> Iterator[Problem]:
         yield Problem("metadata.name", f"{name!r} must be a lowercase RFC 1123 subdomain")
 
 
+def annotations_size(annotations: Any) -> int:
+    """Bytes of a set of annotations as the API server counts them (UTF-8 keys + values)."""
+    if not isinstance(annotations, dict):
+        return 0  # not a map: the schema reports it
+    return sum(len(str(k).encode("utf-8", "surrogatepass")) +
+               len(str(v).encode("utf-8", "surrogatepass")) for k, v in annotations.items())
+
+
+def _field(manifest: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = manifest
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def annotation_size_problems(manifest: dict[str, Any]) -> list[Problem]:
+    """Each set of annotations (the test's, each role's pods') over the API server's cap."""
+    problems = []
+    for path in ANNOTATION_FIELDS:
+        size = annotations_size(_field(manifest, path))
+        if size > MAX_ANNOTATIONS_BYTES:
+            problems.append(Problem(".".join(path), f"too long: {size} bytes, the API server "
+                                    f"allows at most {MAX_ANNOTATIONS_BYTES} (keys and values)"))
+    return problems
+
+
 def validate(manifest: Any) -> tuple[dict[str, Any], list[Problem]]:
     """Defaulted copy of the manifest and every problem the API server would report."""
     if not isinstance(manifest, dict):
         return {}, [Problem("", f"expected a mapping, got {type(manifest).__name__}")]
     problems = list(_identity_problems(manifest))
+    if problems:
+        return manifest, problems
+    # Checked first and alone: it is cheap, and the schema and CEL checks need
+    # not walk megabytes of annotations the API server would refuse anyway.
+    problems = annotation_size_problems(manifest)
     if problems:
         return manifest, problems
     defaulted: dict[str, Any] = apply_defaults(schema(), manifest)

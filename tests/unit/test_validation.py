@@ -13,7 +13,7 @@ import yaml
 
 from locust_operator.config import OperatorConfig
 from locust_operator.render import render
-from locust_operator.validation import InvalidLocustTest, validate, validated
+from locust_operator.validation import InvalidLocustTest, annotation_size_problems, validate, validated
 from tests.conftest import BASE_TEST, EXAMPLE_TESTS, EXAMPLES, load_example
 from tests.unit.bad_examples import BAD_EXAMPLES, RESERVED_VOLUME_NAMES, bad_manifest, with_volume
 
@@ -130,3 +130,46 @@ def test_render_config_and_template_override(tmp_path: Any) -> None:
     assert [i["kind"] for i in items] == ["Service", "Job", "Job"]
     assert all(i["spec"]["ttlSecondsAfterFinished"] == 42 for i in items if i["kind"] == "Job")
     assert "initContainers" not in items[1]["spec"]["template"]["spec"]
+
+
+_KIB = 1024
+
+
+def _annotated(field: str, annotations: Any) -> dict[str, Any]:
+    test = copy.deepcopy(BASE_TEST)
+    *parents, last = field.split(".")
+    node = test
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = annotations
+    return test
+
+
+# (field, annotations, problem expected): the cap is on keys plus values, in UTF-8 bytes.
+ANNOTATION_SIZES: list[tuple[str, str, Any, bool]] = [
+    ("small", "metadata.annotations", {"a": "b"}, False),
+    ("at-the-cap", "metadata.annotations", {"k": "x" * (256 * _KIB - 1)}, False),
+    ("one-byte-over", "metadata.annotations", {"k": "x" * (256 * _KIB)}, True),
+    ("keys-count", "metadata.annotations", {"k" * (128 * _KIB + 1): "x" * (128 * _KIB)}, True),
+    ("summed-over-entries", "metadata.annotations",
+     {f"k{i}": "x" * (64 * _KIB) for i in range(4)}, True),
+    ("utf-8-bytes-not-characters", "metadata.annotations", {"k": "é" * (128 * _KIB)}, True),
+    ("master-over", "spec.master.annotations", {"k": "x" * (256 * _KIB)}, True),
+    ("worker-over", "spec.worker.annotations", {"k": "x" * (256 * _KIB)}, True),
+    ("worker-at-the-cap", "spec.worker.annotations", {"k": "x" * (256 * _KIB - 1)}, False),
+    ("not-a-map-left-to-the-schema", "metadata.annotations", "x" * (300 * _KIB), False),
+]
+
+
+@pytest.mark.parametrize(("field", "annotations", "over"),
+                         [pytest.param(f, a, o, id=i) for i, f, a, o in ANNOTATION_SIZES])
+def test_annotation_size_cap(field: str, annotations: Any, over: bool) -> None:
+    problems = annotation_size_problems(_annotated(field, annotations))
+    assert [p.path for p in problems] == ([field] if over else [])
+    assert all("the API server allows at most 262144" in p.message for p in problems)
+
+
+def test_render_refuses_oversized_role_annotations_naming_the_field() -> None:
+    with pytest.raises(InvalidLocustTest) as error:
+        render(_annotated("spec.master.annotations", {"k": "x" * (300 * _KIB)}), OperatorConfig())
+    assert [p.path for p in error.value.problems] == ["spec.master.annotations"]
