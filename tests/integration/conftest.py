@@ -241,3 +241,13 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def tests_namespace(cluster: Cluster) -> Iterator[str]:
+    """A second fresh namespace, for the LocustTests of a test whose `namespace`
+    holds the operator (the chart tests); deleted (without waiting) afterwards."""
+    name = f"it-tests-{secrets.token_hex(3)}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -8,12 +8,9 @@ is exactly what is exercised; kwok stands in for the Deployment's pod.
 from __future__ import annotations
 
 import base64
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.conftest import EXAMPLES, ROOT
@@ -21,14 +18,6 @@ from tests.integration.conftest import Cluster
 from tests.integration.operator_process import OperatorProcess
 
 CHART = ROOT / "charts" / "locust-operator"
-
-
-@pytest.fixture
-def tests_namespace(cluster: Cluster) -> Iterator[str]:
-    name = f"it-e2e-tests-{secrets.token_hex(3)}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def _token_kubeconfig(cluster: Cluster, namespace: str, service_account: str, path: Path) -> Path:

@@ -12,15 +12,12 @@ Deployment's Recreate rollout (kwok stands in for the pod).
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import tarfile
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.conftest import EXAMPLES, ROOT
@@ -32,14 +29,6 @@ CHART = ROOT / "charts" / "locust-operator"
 PREVIOUS_CHART_COMMIT = "a5dff0a0588b270bacfd735524a5ad7a2f1ce38e"
 # kwok keeps the test's pods Running this long: past the upgrade and restart.
 POD_RUN_TIME = "30s"
-
-
-@pytest.fixture
-def tests_ns(cluster: Cluster) -> Iterator[str]:
-    name = f"it-upgrade-tests-{secrets.token_hex(3)}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def _git(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -58,14 +47,14 @@ def previous_chart(dest: Path) -> tuple[str, Path]:
     return ref, dest / "charts" / "locust-operator"
 
 
-def _start_operator(cluster: Cluster, namespace: str, release: str, tests_ns: str, workdir: Path
+def _start_operator(cluster: Cluster, namespace: str, release: str, tests_namespace: str, workdir: Path
                     ) -> OperatorProcess:
     """The controller with the release's current config and ServiceAccount."""
     fullname = release + "-locust-operator"
     workdir.mkdir()
     configmap = cluster.kubectl_json("-n", namespace, "get", "configmap", fullname + "-config")
     kubeconfig = _token_kubeconfig(cluster, namespace, fullname, workdir / "sa.kubeconfig")
-    return OperatorProcess(cluster, [tests_ns], workdir, config_text=configmap["data"]["config.yaml"],
+    return OperatorProcess(cluster, [tests_namespace], workdir, config_text=configmap["data"]["config.yaml"],
                            env={"KUBECONFIG": str(kubeconfig)}).start()
 
 
@@ -81,25 +70,25 @@ def _status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     return status
 
 
-def test_helm_upgrade_keeps_a_running_test_tracked(cluster: Cluster, namespace: str, tests_ns: str,
+def test_helm_upgrade_keeps_a_running_test_tracked(cluster: Cluster, namespace: str, tests_namespace: str,
                                                    tmp_path: Path) -> None:
     ref, old_chart = previous_chart(tmp_path)
     release = "lo-upgrade"
-    values = ["--set", f"watchNamespaces={{{tests_ns}}}",
+    values = ["--set", f"watchNamespaces={{{tests_namespace}}}",
               "--set", "config.podHealthGraceSeconds=30"]
     cluster.helm("install", release, str(old_chart), "-n", namespace, "--wait", "--timeout", "120s",
                  *values)
-    operator = _start_operator(cluster, namespace, release, tests_ns, tmp_path / "before")
+    operator = _start_operator(cluster, namespace, release, tests_namespace, tmp_path / "before")
     try:
-        cluster.kubectl("-n", tests_ns, "apply", "-f", str(EXAMPLES / "configmaps.yaml"))
+        cluster.kubectl("-n", tests_namespace, "apply", "-f", str(EXAMPLES / "configmaps.yaml"))
         test = yaml.safe_load((EXAMPLES / "minimal.yaml").read_text())
         test["metadata"]["name"] = "upgrade"
         for role in ("master", "worker"):
             test["spec"][role]["annotations"] = {"pod-complete.stage.kwok.x-k8s.io/delay": POD_RUN_TIME}
-        cluster.kubectl("-n", tests_ns, "apply", "-f", "-", input=yaml.safe_dump(test))
-        cluster.wait_for(lambda: _status(cluster, tests_ns, "upgrade").get("phase") == "Running",
+        cluster.kubectl("-n", tests_namespace, "apply", "-f", "-", input=yaml.safe_dump(test))
+        cluster.wait_for(lambda: _status(cluster, tests_namespace, "upgrade").get("phase") == "Running",
                          timeout=120, what="upgrade Running under the previous chart")
-        children = _children(cluster, tests_ns, "upgrade")
+        children = _children(cluster, tests_namespace, "upgrade")
         assert len(children) == 3, children
     finally:
         operator.stop()
@@ -123,17 +112,17 @@ def test_helm_upgrade_keeps_a_running_test_tracked(cluster: Cluster, namespace: 
         cluster.kubectl("-n", namespace, "get", kind, fullname)
 
     # The test is still running, and the upgraded controller tracks it to its end.
-    assert _status(cluster, tests_ns, "upgrade")["phase"] == "Running"
-    jobs = cluster.kubectl_json("-n", tests_ns, "get", "jobs", "-l", "performance-test-name=upgrade")
+    assert _status(cluster, tests_namespace, "upgrade")["phase"] == "Running"
+    jobs = cluster.kubectl_json("-n", tests_namespace, "get", "jobs", "-l", "performance-test-name=upgrade")
     assert any(j["status"].get("active") for j in jobs["items"]), (
         f"the pods completed before the upgraded controller started: raise POD_RUN_TIME ({POD_RUN_TIME})")
-    operator = _start_operator(cluster, namespace, release, tests_ns, tmp_path / "after")
+    operator = _start_operator(cluster, namespace, release, tests_namespace, tmp_path / "after")
     try:
-        cluster.wait_for(lambda: _status(cluster, tests_ns, "upgrade").get("phase") == "Succeeded",
+        cluster.wait_for(lambda: _status(cluster, tests_namespace, "upgrade").get("phase") == "Succeeded",
                          timeout=180, what="upgrade Succeeded under the upgraded chart")
         assert operator.metric("locust_operator_errors_total") == 0
     finally:
         operator.stop()
         print(f"--- operator log, upgraded chart ---\n{operator.log()[-3000:]}")
-    assert _children(cluster, tests_ns, "upgrade") == children  # none recreated
+    assert _children(cluster, tests_namespace, "upgrade") == children  # none recreated
     cluster.helm("uninstall", release, "-n", namespace, "--wait")
