@@ -96,13 +96,20 @@ class PhaseRecorder:
     def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
         self.phases: list[str | None] = []
         self._watch = watch.Watch()
-        self._thread = threading.Thread(target=self._run, args=(api, namespace, name), daemon=True)
+        # Listed here, watched from this version in the thread: no change made after
+        # __init__ returns can be missed, however late the thread connects.
+        listed = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, field_selector=f"metadata.name={name}")
+        version = listed["metadata"]["resourceVersion"]
+        self._thread = threading.Thread(target=self._run, args=(api, namespace, name, version),
+                                        daemon=True)
         self._thread.start()
 
-    def _run(self, api: client.ApiClient, namespace: str, name: str) -> None:
+    def _run(self, api: client.ApiClient, namespace: str, name: str, version: str) -> None:
         custom = client.CustomObjectsApi(api)
         stream = self._watch.stream(custom.list_namespaced_custom_object, GROUP, VERSION, namespace,
-                                    PLURAL, field_selector=f"metadata.name={name}", timeout_seconds=300)
+                                    PLURAL, field_selector=f"metadata.name={name}", timeout_seconds=300,
+                                    resource_version=version)
         try:
             for event in stream:
                 phase = event["object"].get("status", {}).get("phase")
