@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +33,7 @@ from typing import Any
 import kopf
 import yaml
 from kubernetes import client, config, watch
+from tests.conftest import free_port
 
 from locust_operator import GROUP, PLURAL, VERSION
 from locust_operator.contract import COMPONENT_LABEL, MASTER, TEST_NAME_LABEL
@@ -243,17 +242,28 @@ class Timeline:
             return {n: max(self.jobs_done[n].values()) for n in names if len(self.jobs_done[n]) >= 2}
 
 
-def apiserver_writes(resource: str, subresource: str = "") -> float:
-    """POST/PATCH/PUT requests the API server counted on a resource (all clients)."""
-    text = subprocess.run(["kubectl", "get", "--raw", "/metrics"], capture_output=True, text=True,
+def apiserver_writes(metrics: str) -> dict[str, float]:
+    """POST/PATCH/PUT requests the API server counted, by resource[/subresource], all clients.
+
+    `metrics` is the text of the API server's /metrics. DELETEs are left out: the
+    namespace controller removes earlier tests meanwhile.
+    """
+    counts: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(kv.split("=", 1) for kv in line[line.index("{") + 1:line.index("}")].split(","))
+        if labels.get("verb", "").strip('"') in ("POST", "PATCH", "PUT"):
+            key = labels.get("resource", "").strip('"')
+            sub = labels.get("subresource", '""').strip('"')
+            key = f"{key}/{sub}" if sub else key
+            counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def apiserver_metrics() -> str:
+    return subprocess.run(["kubectl", "get", "--raw", "/metrics"], capture_output=True, text=True,
                           check=True).stdout
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("apiserver_request_total{") and f'resource="{resource}"' in line \
-                and f'subresource="{subresource}"' in line \
-                and any(f'verb="{v}"' in line for v in ("POST", "PATCH", "PUT")):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def wait_until(what: Any, timeout: float, interval: float = 0.25, description: str = "") -> None:
@@ -272,13 +282,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # --- the operator as a process ---------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
 
 class Operator:
     """`locust-operator run` watching some namespaces, as a real process."""
@@ -387,10 +390,6 @@ class Operator:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-def copy_test(test: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(test)
 
 
 @contextlib.contextmanager

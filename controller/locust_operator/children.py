@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from locust_operator.kube_api import Api, ApiError
-from locust_operator.observe import controller_uid
+from locust_operator.observe import controller_ref, controller_uid
 
 
 class PermanentCreateError(Exception):
@@ -24,10 +24,10 @@ class NameConflict(Exception):
 
 
 def _owner(existing: dict[str, Any]) -> str:
-    for ref in existing.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return f"{ref.get('kind')} {ref.get('name')} (uid {ref.get('uid')})"
-    return "no controller owner"
+    ref = controller_ref(existing.get("metadata", {}))
+    if ref is None:
+        return "no controller owner"
+    return f"{ref.get('kind')} {ref.get('name')} (uid {ref.get('uid')})"
 
 
 async def _create_one(api: Api, obj: dict[str, Any], owner_uid: str) -> bool:

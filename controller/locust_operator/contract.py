@@ -17,7 +17,6 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 CHILD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
 MASTER, WORKER = "master", "worker"
-ROLES = (MASTER, WORKER)
 
 MASTER_PORT = 5557  # workers connect to the master here
 WEB_PORT = 8089  # the master's web UI and REST API (/stats/requests)

@@ -35,12 +35,28 @@ from locust_operator.metrics import API_WRITES
 
 Object = dict[str, Any]
 
-# Where each kind the controller writes lives in the REST API.
+# Where each kind the controller writes or watches lives in the REST API.
 _PATHS = {
     "Service": ("/api/v1", "services"),
     "Job": ("/apis/batch/v1", "jobs"),
+    "Pod": ("/api/v1", "pods"),
     "Event": ("/api/v1", "events"),
 }
+
+
+def plural(kind: str) -> str:
+    return _PATHS[kind][1]
+
+
+def collection_path(kind: str, namespace: str = "") -> str:
+    """The REST path of a kind's objects in `namespace` ("" for all namespaces)."""
+    prefix, resource = _PATHS[kind]
+    return f"{prefix}/namespaces/{namespace}/{resource}" if namespace else f"{prefix}/{resource}"
+
+
+def backoff(delays: tuple[float, ...], failures: int) -> float:
+    """The delay before retry number `failures` + 1: the last one repeats."""
+    return delays[min(failures, len(delays) - 1)]
 
 
 STATUS, CREATE, EVENT = 0, 1, 2  # request priorities, most urgent first
@@ -188,15 +204,13 @@ class KubeApi:
                         yield line
 
     async def create(self, obj: Object) -> Object:
-        prefix, plural = _PATHS[obj["kind"]]
-        API_WRITES.labels(plural, "create").inc()
-        return await self._request(
-            "POST", f"{prefix}/namespaces/{obj['metadata']['namespace']}/{plural}", obj,
-            priority=EVENT if obj["kind"] == "Event" else CREATE)
+        kind = obj["kind"]
+        API_WRITES.labels(plural(kind), "create").inc()
+        return await self._request("POST", collection_path(kind, obj["metadata"]["namespace"]), obj,
+                                   priority=EVENT if kind == "Event" else CREATE)
 
     async def read(self, kind: str, namespace: str, name: str) -> Object:
-        prefix, plural = _PATHS[kind]
-        return await self._request("GET", f"{prefix}/namespaces/{namespace}/{plural}/{name}")
+        return await self._request("GET", f"{collection_path(kind, namespace)}/{name}")
 
     async def patch_status(self, namespace: str, name: str, status: Object) -> None:
         API_WRITES.labels(f"{PLURAL}/status", "patch").inc()

@@ -42,12 +42,15 @@ class PodView:
     problem: PodProblem | None
 
 
+def controller_ref(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The object's controller owner reference, if it has one."""
+    return next((ref for ref in metadata.get("ownerReferences") or [] if ref.get("controller")), None)
+
+
 def controller_uid(metadata: Mapping[str, Any]) -> str | None:
     """The UID of the object's controller owner, if it has one."""
-    for ref in metadata.get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid"))
-    return None
+    ref = controller_ref(metadata)
+    return None if ref is None else str(ref.get("uid"))
 
 
 def job_view(body: Mapping[str, Any]) -> JobView:

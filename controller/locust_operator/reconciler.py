@@ -33,12 +33,19 @@ from locust_operator.children import (
 from locust_operator.config import OperatorConfig
 from locust_operator.contract import MASTER, child_names
 from locust_operator.events import event_body
-from locust_operator.kube_api import Api, ApiError
+from locust_operator.kube_api import Api, ApiError, backoff
 from locust_operator.locust_stats import stats_url, summarize
 from locust_operator.metrics import ERRORS, RESOURCES_CREATED_SECONDS, TERMINAL_SECONDS, TESTS_HANDLED
 from locust_operator.observe import Children, Key, observe
 from locust_operator.render import RenderError, render_validated
-from locust_operator.status import RUNNING, TERMINAL, Status, derive_status, transition_events
+from locust_operator.status import (
+    RUNNING,
+    TERMINAL,
+    Status,
+    condition,
+    derive_status,
+    transition_events,
+)
 
 log = logging.getLogger("locust_operator")
 
@@ -140,9 +147,7 @@ class Reconciler:
         if previous.get("phase") in TERMINAL:
             return  # finished before this loop started (e.g. an operator restart)
         creation = _Creation()
-        ready: dict[str, Any] = next(
-            (c for c in previous.get("conditions", []) if c.get("type") == "Ready"), {})
-        if ready.get("reason") not in _CREATION_DONE:
+        if (condition(previous, "Ready") or {}).get("reason") not in _CREATION_DONE:
             creation = await self._create(body, stopped)
         locust: dict[str, Any] | None = None
         next_stats: datetime | None = None
@@ -169,7 +174,7 @@ class Reconciler:
                         return  # the test was deleted meanwhile
                 except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
                     ERRORS.labels("status").inc()
-                    delay = self._retry_delays[min(failures, len(self._retry_delays) - 1)]
+                    delay = backoff(self._retry_delays, failures)
                     failures += 1
                     log.warning("%s/%s: cannot write the status (%s); retrying in %ss",
                                 *key, exc, delay)
@@ -234,7 +239,7 @@ class Reconciler:
                 existing = await create_children(self.api, objects, metadata["uid"], created)
             except TransientCreateError as exc:
                 ERRORS.labels("create").inc()
-                delay = self._retry_delays[min(failures, len(self._retry_delays) - 1)]
+                delay = backoff(self._retry_delays, failures)
                 failures += 1
                 log.warning("%s/%s: cannot create its resources yet (%s); retrying in %ss",
                             metadata["namespace"], metadata["name"], exc, delay)

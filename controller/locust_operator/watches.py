@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from locust_operator.contract import CHILD_SELECTOR, TEST_NAME_LABEL
-from locust_operator.kube_api import ApiError
+from locust_operator.kube_api import ApiError, backoff, collection_path, plural
 from locust_operator.observe import (
     Children,
     JobView,
@@ -42,11 +42,11 @@ from locust_operator.observe import (
 log = logging.getLogger("locust_operator")
 
 View = JobView | ServiceView | PodView
-# kind -> (API prefix, plural, view of one object)
-_KINDS: dict[str, tuple[str, str, Callable[[Mapping[str, Any]], Any]]] = {
-    "Job": ("/apis/batch/v1", "jobs", job_view),
-    "Service": ("/api/v1", "services", service_view),
-    "Pod": ("/api/v1", "pods", pod_view),
+# kind -> the view the index keeps of one object
+_VIEWS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "Job": job_view,
+    "Service": service_view,
+    "Pod": pod_view,
 }
 _RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -74,7 +74,7 @@ class ChildIndex:
     """Views of the children by (namespace, test name) and object UID."""
 
     by_kind: dict[str, dict[Key, dict[str, Any]]] = dataclasses.field(
-        default_factory=lambda: {kind: {} for kind in _KINDS})
+        default_factory=lambda: {kind: {} for kind in _VIEWS})
 
     def children(self, key: Key) -> Children:
         return Children(jobs=list(self.by_kind["Job"].get(key, {}).values()),
@@ -112,12 +112,12 @@ class ChildWatches:
         self._retry_delays = retry_delays
         self._timeout = timeout_seconds
         self._listed: dict[tuple[str, str], asyncio.Event] = {
-            (kind, ns): asyncio.Event() for kind in _KINDS for ns in self._namespaces}
+            (kind, ns): asyncio.Event() for kind in _VIEWS for ns in self._namespaces}
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(kind, ns), name=f"watch {kind} {ns or '*'}")
-                       for kind in _KINDS for ns in self._namespaces]
+                       for kind in _VIEWS for ns in self._namespaces]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -130,9 +130,7 @@ class ChildWatches:
             await event.wait()
 
     def _path(self, kind: str, namespace: str) -> str:
-        prefix, plural, _ = _KINDS[kind]
-        where = f"/namespaces/{namespace}" if namespace else ""
-        return f"{prefix}{where}/{plural}?labelSelector={CHILD_SELECTOR}"
+        return f"{collection_path(kind, namespace)}?labelSelector={CHILD_SELECTOR}"
 
     async def _run(self, kind: str, namespace: str) -> None:
         failures = 0
@@ -147,14 +145,14 @@ class ChildWatches:
             except _Expired:
                 version = None
             except (ApiError, OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                delay = self._retry_delays[min(failures, len(self._retry_delays) - 1)]
+                delay = backoff(self._retry_delays, failures)
                 failures += 1
-                log.warning("watching %s: %s; again in %ss", _KINDS[kind][1], exc, delay)
+                log.warning("watching %s: %s; again in %ss", plural(kind), exc, delay)
                 await asyncio.sleep(delay)
 
     async def _list(self, kind: str, namespace: str) -> str:
         listed = await self._api.get_json(self._path(kind, namespace))
-        view_of = _KINDS[kind][2]
+        view_of = _VIEWS[kind]
         fresh: dict[Key, dict[str, Any]] = {}
         for obj in listed.get("items") or []:
             fresh.setdefault(_key(obj), {})[obj["metadata"]["uid"]] = view_of(obj)
@@ -171,7 +169,7 @@ class ChildWatches:
         """Apply watch events until the server ends the watch; the last version seen."""
         path = (f"{self._path(kind, namespace)}&watch=1&allowWatchBookmarks=true"
                 f"&resourceVersion={version}&timeoutSeconds={self._timeout}")
-        view_of = _KINDS[kind][2]
+        view_of = _VIEWS[kind]
         async for line in self._api.stream_lines(path):
             event = json.loads(line)
             kind_of_event, obj = event.get("type"), event.get("object") or {}

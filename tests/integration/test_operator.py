@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from benchmarks.harness import apiserver_writes
 from kubernetes import client, watch
 
 from locust_operator.config import load_config
@@ -125,18 +126,7 @@ class PhaseRecorder:
 
 def _apiserver_writes(cluster: Cluster) -> dict[str, float]:
     """Write requests the API server counted, by resource (all clients)."""
-    counts: dict[str, float] = {}
-    for line in cluster.kubectl("get", "--raw", "/metrics").stdout.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(kv.split("=", 1) for kv in line[line.index("{") + 1:line.index("}")].split(","))
-        # DELETEs are left out: the namespace controller removes earlier tests meanwhile.
-        if labels.get("verb", "").strip('"') in ("POST", "PATCH", "PUT"):
-            key = labels.get("resource", "").strip('"')
-            sub = labels.get("subresource", '""').strip('"')
-            key = f"{key}/{sub}" if sub else key
-            counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
-    return counts
+    return apiserver_writes(cluster.kubectl("get", "--raw", "/metrics").stdout)
 
 
 def test_full_lifecycle(cluster: Cluster, namespace: str, operator: OperatorProcess, api: Any) -> None:
