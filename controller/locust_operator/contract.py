@@ -53,3 +53,20 @@ def selector_labels(test_name: str, pod_name: str, role: str) -> dict[str, str]:
 def service_selector(master_name: str) -> dict[str, str]:
     """The master Service's pod selector."""
     return {POD_NAME_LABEL: master_name}
+
+
+# Set to "true" on a running test to stop it; its results so far are kept (user-facing).
+ABORT_ANNOTATION = "locust.io/abort"
+
+# The ConfigMap that keeps a test's full results after its pods are gone.
+# Keys hold text in `data`, or gzip in `binaryData` under the key plus ".gz"
+# when the text would not fit under the object size limit.
+RESULT_KEY = "result.json"  # status.result plus every request's stats (JSON)
+REQUESTS_CSV_KEY = "requests.csv"  # Locust's per-request stats CSV
+FAILURES_CSV_KEY = "failures.csv"  # Locust's failures CSV
+REPORT_HTML_KEY = "report.html"  # Locust's HTML report (only when read from the master's API)
+
+
+def results_name(test_name: str) -> str:
+    """The results ConfigMap of a test: `<name>-results`, dots as dashes like the other children."""
+    return f"{test_name.replace('.', '-')}-results"
