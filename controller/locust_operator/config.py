@@ -70,6 +70,9 @@ class OperatorConfig:
     honourTolerations: bool = True
     # Time a pod may spend starting before image/config errors fail the test.
     podHealthGraceSeconds: int = 120
+    # Seconds a master waits for its workers before it gives up (exit 1, verdict
+    # WorkersNotConnected); 0: wait forever, as the Go operator's masters do.
+    workerConnectTimeoutSeconds: int = 600
     # How often a Running test's master is asked for live results (0: never).
     statsPollSeconds: int = 10
     # Where the master's REST API is reached; {service} and {namespace} are filled in.
@@ -89,7 +92,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "metricsExporter.pullPolicy": ("Always", "IfNotPresent", "Never"),
     "logFormat": ("text", "json"),
 }
-_NON_NEGATIVE = {"jobTtlSecondsAfterFinished", "podHealthGraceSeconds", "statsPollSeconds"}
+_NON_NEGATIVE = {"jobTtlSecondsAfterFinished", "podHealthGraceSeconds", "statsPollSeconds",
+                 "workerConnectTimeoutSeconds"}
 _PORT = {"metricsExporter.port"}
 _RESOURCE_KEYS = {"requests", "limits"}
 _QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]i?|Ki)?$")

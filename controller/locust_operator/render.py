@@ -48,19 +48,24 @@ def split_seed(seed: str) -> list[str]:
     return shlex.split(seed, comments=False, posix=True)
 
 
-def master_args(spec: dict[str, Any]) -> list[str]:
+def master_args(spec: dict[str, Any], worker_connect_timeout: int = 0) -> list[str]:
     master = spec["master"]
     args = split_seed(master["command"])
     if _otel_enabled(spec):
         args.append("--otel")
     args += ["--master", f"--master-port={MASTER_PORT}",
              f"--expect-workers={spec['worker']['replicas']}"]
+    if worker_connect_timeout > 0:
+        # Without it a master whose workers never come waits forever (exit 1 instead).
+        args.append(f"--expect-workers-max-wait={worker_connect_timeout}")
     if master.get("autostart", True):
         args.append("--autostart")
     autoquit = master.get("autoquit", {})
     if autoquit.get("enabled", True):
         args += ["--autoquit", str(autoquit.get("timeout", 60))]
-    args += ["--enable-rebalancing", "--only-summary"]
+    # --json prints every request's stats on exit: the operator reads them from the
+    # master's log when it was not up to read the REST API before autoquit (results.py).
+    args += ["--enable-rebalancing", "--only-summary", "--json"]
     return args + list(master.get("extraArgs", []))
 
 
@@ -187,11 +192,24 @@ def _role(test: dict[str, Any], config: OperatorConfig, role: str) -> dict[str, 
         # User labels merge in but never override the selector labels.
         "pod_labels": {**user.get("labels", {}), **labels},
         "pod_annotations": annotations,
-        "args": master_args(spec) if role == "master" else worker_args(spec, names["master"]),
+        "args": (master_args(spec, config.workerConnectTimeoutSeconds) if role == "master"
+                 else worker_args(spec, names["master"])),
         "resources": user.get("resources") or config.role_resources(role),
         "volumes": volumes,
         "volume_mounts": mounts,
     }
+
+
+def job_ttl(spec: dict[str, Any], config: OperatorConfig) -> int | None:
+    """The Jobs' ttlSecondsAfterFinished: the test's own, else the operator's default."""
+    ttl = (spec.get("cleanup") or {}).get("ttlSecondsAfterFinished")
+    return int(ttl) if ttl is not None else config.jobTtlSecondsAfterFinished
+
+
+def keeps_failed_pods(spec: dict[str, Any]) -> bool:
+    """With cleanup.keepFailedPods the Jobs start without a TTL; the operator sets it
+    once the test passed, so a failed test's pods stay for debugging."""
+    return bool((spec.get("cleanup") or {}).get("keepFailedPods"))
 
 
 def context(test: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
@@ -213,7 +231,7 @@ def context(test: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
         "names": child_names(metadata["name"]),
         "master": _role(test, config, "master"),
         "worker": _role(test, config, "worker"),
-        "ttl_seconds_after_finished": config.jobTtlSecondsAfterFinished,
+        "ttl_seconds_after_finished": None if keeps_failed_pods(spec) else job_ttl(spec, config),
         "image_pull_secrets": spec.get("imagePullSecrets", []),
         "pod_security_context": _pod_security_context(spec),
         "container_security_context": _container_security_context(spec),

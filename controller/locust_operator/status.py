@@ -22,7 +22,12 @@ from locust_operator.health import PodProblem, root_cause
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
 TERMINAL = (SUCCEEDED, FAILED)
 _RANK = {PENDING: 0, RUNNING: 1, SUCCEEDED: 2, FAILED: 2}
-CONDITION_ORDER = ("Ready", "WorkersConnected", "TestCompleted", "PodsHealthy", "SpecDrifted")
+CONDITION_ORDER = ("Ready", "WorkersConnected", "TestCompleted", "Finished", "PodsHealthy", "SpecDrifted")
+# Reasons of TestCompleted (and Finished, and status.verdict) once the test ended.
+TEST_SUCCEEDED, THRESHOLDS_BREACHED, LOCUST_ERRORS = "TestSucceeded", "ThresholdsBreached", "LocustErrors"
+WORKERS_NOT_CONNECTED, TEST_CRASHED, ABORTED = "WorkersNotConnected", "TestCrashed", "Aborted"
+# The test could not run: its resources or pods failed (not a verdict on the load).
+TEST_FAILED = "TestFailed"
 
 Status = dict[str, Any]
 
@@ -52,6 +57,14 @@ class Observation:
     # Summary of the master's /stats/requests (locust_stats.summarize), when read.
     locust: dict[str, Any] | None = None
     problems: tuple[PodProblem, ...] = ()
+    # The run's final results (results.summary, with the thresholds' evaluation),
+    # once read; kept in status.result from then on.
+    result: dict[str, Any] | None = None
+    thresholds_set: bool = False
+    # The master container's exit code, once it terminated (from its pod).
+    master_exit_code: int | None = None
+    # The user asked to stop the test (the abort annotation) and the operator did.
+    aborted: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,8 +151,8 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
 
     # What the children say, before the monotonic phase rule.
     phase = _job_state(obs.master_job, obs.master_pods_ready)
-    if phase == FAILED and obs.master_job is not None:
-        failure = _job_failure(obs.master_job)
+    master_done = phase in TERMINAL
+    result = previous.get("result") if prev_phase in TERMINAL else (obs.result or previous.get("result"))
 
     # Ready: were the Service and both Jobs created (and are they still there)?
     if prev_phase in TERMINAL and (obs.deleted or not all_exist):
@@ -181,8 +194,18 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     else:
         _set(conditions, previous, "PodsHealthy", "Unknown", "PodsStarting", "pods are starting", obs)
 
-    if failure is not None and phase != SUCCEEDED:
+    verdict: tuple[str, str] | None = None  # (reason, message) once the test ended
+    if obs.aborted:
         phase = FAILED
+        verdict = (ABORTED, "aborted on request (annotation locust.io/abort)"
+                   + (f"; results up to then kept: {_numbers(result)}" if _has_numbers(result) else ""))
+    elif failure is not None and not (master_done and phase == SUCCEEDED):
+        phase = FAILED
+        verdict = (TEST_FAILED, failure)
+    elif master_done:
+        passed, reason, message = _verdict(previous, obs, result, phase)
+        phase = SUCCEEDED if passed else FAILED
+        verdict = (reason, message)
     # Monotonic: never back to Pending once Running; a terminal phase is final.
     if prev_phase in TERMINAL or _RANK[phase] < _RANK.get(prev_phase, 0):
         phase = prev_phase
@@ -210,15 +233,16 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
 
     if prev_phase in TERMINAL:
         _keep(conditions, previous, "TestCompleted")
-    elif phase == SUCCEEDED:
-        _set(conditions, previous, "TestCompleted", "True", "TestSucceeded",
-             "the master Job completed", obs)
-    elif phase == FAILED:
-        _set(conditions, previous, "TestCompleted", "False", "TestFailed",
-             failure or "the test failed", obs)
+        _keep(conditions, previous, "Finished")
+    elif phase in TERMINAL and verdict is not None:
+        reason, message = verdict
+        _set(conditions, previous, "TestCompleted", "True" if phase == SUCCEEDED else "False",
+             reason, message, obs)
+        _set(conditions, previous, "Finished", "True", reason, f"the test ended: {message}", obs)
     else:
         _set(conditions, previous, "TestCompleted", "False", "TestInProgress",
              "the test is running" if phase == RUNNING else "waiting for the master to start", obs)
+        _set(conditions, previous, "Finished", "False", "TestInProgress", "the test has not ended", obs)
 
     if obs.generation > 1:
         _set(conditions, previous, "SpecDrifted", "True", "SpecChangeIgnored",
@@ -241,11 +265,104 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
         completion = (obs.master_job or {}).get("completionTime") or timestamp(obs.now)
     if completion is not None:
         status["completionTime"] = completion
-    results = previous.get("locust") if prev_phase in TERMINAL else (obs.locust or previous.get("locust"))
-    if results:
-        status["locust"] = results
+    locust = _locust(previous, obs.locust, result, phase)
+    if locust:
+        status["locust"] = locust
+    if result:
+        status["result"] = result
+    finished = condition({"conditions": list(conditions.values())}, "Finished") or {}
+    if phase in TERMINAL and finished.get("status") == "True":
+        status["verdict"] = finished["reason"]
     status["conditions"] = [conditions[k] for k in CONDITION_ORDER if k in conditions]
     return Derived(status, recheck if phase not in TERMINAL else None)
+
+
+def _has_numbers(result: dict[str, Any] | None) -> bool:
+    return bool(result) and "requests" in result  # type: ignore[operator]
+
+
+def _numbers(result: dict[str, Any] | None) -> str:
+    if not result or "requests" not in result:
+        return "no results"
+    times = result.get("responseTimeMs", {})
+    p95 = f", p95 {times['p95']} ms" if "p95" in times else ""
+    return (f"{result['requests']} requests, {result['failures']} failed "
+            f"({percent(result.get('failRatio', '0'))}%), {result.get('rps', '0')} rps{p95}")
+
+
+def percent(ratio: str) -> str:
+    """A 0..1 decimal string as a percentage with two decimals (for `kubectl get`)."""
+    try:
+        return f"{float(ratio) * 100:.2f}"
+    except ValueError:
+        return "0.00"
+
+
+def _workers_never_connected(previous: Status, obs: Observation, result: dict[str, Any] | None) -> bool:
+    """No worker ever joined the master, on Locust's own evidence only.
+
+    Worker pods that ran prove nothing (they may never have reached the master);
+    requests prove the opposite (in distributed mode only workers make them).
+    """
+    if int((result or {}).get("requests", 0) or 0) > 0:
+        return False
+    seen = [v for v in ((previous.get("locust") or {}).get("maxWorkerCount"),
+                        (obs.locust or {}).get("workerCount"), (result or {}).get("workers"))
+            if isinstance(v, int)]
+    return bool(seen) and max(seen) == 0
+
+
+def _verdict(previous: Status, obs: Observation, result: dict[str, Any] | None,
+             job_phase: str) -> tuple[bool, str, str]:
+    """(passed, reason, message) of a run whose master Job finished."""
+    code = obs.master_exit_code
+    failed_requests = int((result or {}).get("failures", 0) or 0)
+    if code is not None and code not in (0, 1):
+        return False, TEST_CRASHED, f"the master exited with code {code}" + (
+            f": {_job_failure(obs.master_job)}" if job_phase == FAILED and obs.master_job else "")
+    if code is None and job_phase == FAILED and failed_requests == 0:
+        return False, TEST_CRASHED, _job_failure(obs.master_job or {})
+    if _workers_never_connected(previous, obs, result):
+        return False, WORKERS_NOT_CONNECTED, (
+            f"no worker connected to the master during the run ({obs.expected_workers} expected)")
+    if obs.thresholds_set:
+        breaches = list(((result or {}).get("thresholds") or {}).get("breaches") or [])
+        if not (result or {}).get("thresholds"):
+            why = (result or {}).get("message", "no results were read")
+            breaches = [f"no results to evaluate the thresholds on ({why})"]
+        if breaches:
+            return False, THRESHOLDS_BREACHED, "thresholds breached: " + "; ".join(breaches)
+        return True, TEST_SUCCEEDED, f"all thresholds passed: {_numbers(result)}"
+    if job_phase == SUCCEEDED:
+        return True, TEST_SUCCEEDED, "the master Job completed" + (
+            f": {_numbers(result)}" if _has_numbers(result) else "")
+    if _has_numbers(result):
+        return False, LOCUST_ERRORS, f"Locust reported errors (exit code 1): {_numbers(result)}"
+    return False, LOCUST_ERRORS, "Locust reported errors (exit code 1)"
+
+
+def _locust(previous: Status, live: dict[str, Any] | None, result: dict[str, Any] | None,
+            phase: str) -> dict[str, Any]:
+    """status.locust: the live numbers, the most users and workers seen, and the final
+    numbers of the run once it ended (so `kubectl get` shows them after the pods are gone)."""
+    before = dict(previous.get("locust") or {})
+    if previous.get("phase") in TERMINAL:
+        return before
+    locust = dict(live) if live is not None else before
+    for source, peak in (("userCount", "maxUserCount"), ("workerCount", "maxWorkerCount")):
+        values = [v for v in (before.get(peak), before.get(source), locust.get(source))
+                  if isinstance(v, int)]
+        if values:
+            locust[peak] = max(values)
+    if "failRatio" in locust:
+        locust["failPercent"] = percent(locust["failRatio"])
+    if phase in TERMINAL and _has_numbers(result):
+        assert result is not None
+        locust.update(totalRps=result["rps"], failRatio=result["failRatio"],
+                      failPercent=percent(result["failRatio"]))
+        if "maxUserCount" in locust:
+            locust["userCount"] = locust["maxUserCount"]
+    return locust
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +384,8 @@ def transition_events(previous: Status, current: Status) -> list[Event]:
     if after != before and after == SUCCEEDED:
         events.append(Event("Normal", "TestCompleted", "the test completed successfully"))
     if after != before and after == FAILED:
-        message = (condition(current, "TestCompleted") or {}).get("message", "the test failed")
+        completed = condition(current, "TestCompleted") or {}
+        message = f"{completed.get('reason', TEST_FAILED)}: {completed.get('message', 'the test failed')}"
         events.append(Event("Warning", "TestFailed", message))
     health_before = condition(previous, "PodsHealthy") or {}
     health_after = condition(current, "PodsHealthy") or {}

@@ -128,9 +128,13 @@ APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
 NAMESPACED_RULES = {
     ("locust.io", "locusttests"): {"list", "watch", "patch"},
     ("locust.io", "locusttests/status"): {"patch"},
-    ("batch", "jobs"): {"get", "list", "watch", "create"},
+    # patch: the TTL of a passed test's Jobs (cleanup.keepFailedPods), and
+    # activeDeadlineSeconds to end an aborted test's pods (no delete verb).
+    ("batch", "jobs"): {"get", "list", "watch", "create", "patch"},
     ("", "services"): {"get", "list", "watch", "create"},
     ("", "pods"): {"list", "watch"},
+    ("", "pods/log"): {"get"},  # the master's final stats when its REST API was not read
+    ("", "configmaps"): {"get", "create"},  # the results ConfigMap
     ("", "events"): {"create"},
 }
 

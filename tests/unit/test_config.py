@@ -91,4 +91,4 @@ def test_env_names_cover_every_setting() -> None:
     names = env_names()
     assert "LOCUST_OPERATOR_METRICS_EXPORTER_PULL_POLICY" in names
     assert "LOCUST_OPERATOR_JOB_TTL_SECONDS_AFTER_FINISHED" in names
-    assert len(names) == len(set(names)) == 18
+    assert len(names) == len(set(names)) == 19

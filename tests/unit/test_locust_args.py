@@ -105,7 +105,9 @@ def test_split_seed_like_a_shell_without_expansion(seed: str, expected: list[str
 def test_role_args_order() -> None:
     spec = copy.deepcopy(BASE_TEST["spec"])
     spec["master"].update(autostart=True, autoquit={"enabled": True, "timeout": 7})
-    assert master_args(spec)[-8:] == ["--master", "--master-port=5557", "--expect-workers=3",
+    assert master_args(spec)[-9:] == ["--master", "--master-port=5557", "--expect-workers=3",
                                       "--autostart", "--autoquit", "7", "--enable-rebalancing",
-                                      "--only-summary"]
+                                      "--only-summary", "--json"]
+    assert "--expect-workers-max-wait=30" in master_args(spec, 30)
+    assert not any(a.startswith("--expect-workers-max-wait") for a in master_args(spec, 0))
     assert worker_args(spec, "m")[-3:] == ["--worker", "--master-port=5557", "--master-host=m"]

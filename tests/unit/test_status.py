@@ -60,9 +60,9 @@ def _reasons(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
     # Complete -> Succeeded.
     ("Running", {**CREATED, "master_job": job(complete=True)}, "Succeeded",
      {"TestCompleted": ("True", "TestSucceeded")}),
-    # Failed -> Failed with TestCompleted False/TestFailed.
+    # Failed with no exit code and no results (the pod is gone): the master crashed.
     ("Running", {**CREATED, "master_job": job(failed=True)}, "Failed",
-     {"TestCompleted": ("False", "TestFailed")}),
+     {"TestCompleted": ("False", "TestCrashed"), "Finished": ("True", "TestCrashed")}),
     # Straight from Pending to Succeeded (fast test).
     ("Pending", {**CREATED, "master_job": job(complete=True)}, "Succeeded", {}),
     # Terminal phases never change, whatever the children say (even TTL cleanup).
@@ -308,3 +308,103 @@ def test_only_problems_past_their_grace_period_fail_the_test() -> None:
     failed = derive_status({}, obs(**CREATED, problems=problems, grace_seconds=30)).status
     assert failed["phase"] == "Failed"
     assert _reasons(failed)["PodsHealthy"] == ("False", "CrashLoopBackOff")
+
+
+# --- the verdict once the master Job finished (issue 12) --------------------------------
+
+def _result(requests: int = 100, failures: int = 0, workers: int | None = 2,
+            breaches: list[str] | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = {"source": "MasterApi", "requests": requests, "failures": failures,
+                              "failRatio": str(failures / requests if requests else 0), "rps": "10",
+                              "responseTimeMs": {"p95": 40}}
+    if workers is not None:
+        result["workers"] = workers
+    if breaches is not None:
+        result["thresholds"] = {"passed": not breaches, "breaches": breaches}
+    return result
+
+
+RUNNING_BEFORE = {"phase": "Running", "connectedWorkers": 2,
+                  "locust": {"workerCount": 2, "maxWorkerCount": 2, "userCount": 8, "maxUserCount": 8}}
+
+
+@pytest.mark.parametrize(("previous", "children", "phase", "reason", "words"), [
+    # Passed: the Job completed, no thresholds.
+    (RUNNING_BEFORE, {"master_job": job(complete=True), "master_exit_code": 0, "result": _result()},
+     "Succeeded", "TestSucceeded", "100 requests, 0 failed (0.00%), 10 rps, p95 40 ms"),
+    # No thresholds: Locust's exit code 1 decides.
+    (RUNNING_BEFORE, {"master_job": job(failed=True), "master_exit_code": 1,
+                      "result": _result(failures=3)}, "Failed", "LocustErrors", "3 failed (3.00%)"),
+    (RUNNING_BEFORE, {"master_job": job(failed=True), "master_exit_code": 1}, "Failed", "LocustErrors",
+     "exit code 1"),
+    # Thresholds decide over the exit code, both ways.
+    (RUNNING_BEFORE, {"master_job": job(failed=True), "master_exit_code": 1, "thresholds_set": True,
+                      "result": _result(failures=1, breaches=[])}, "Succeeded", "TestSucceeded",
+     "all thresholds passed"),
+    (RUNNING_BEFORE, {"master_job": job(complete=True), "master_exit_code": 0, "thresholds_set": True,
+                      "result": _result(breaches=["p95 812 ms > 500 ms"])}, "Failed", "ThresholdsBreached",
+     "thresholds breached: p95 812 ms > 500 ms"),
+    # Thresholds set, no results to judge: never a pass.
+    (RUNNING_BEFORE, {"master_job": job(complete=True), "master_exit_code": 0, "thresholds_set": True,
+                      "result": {"source": "Unavailable", "message": "the master's pod is gone"}},
+     "Failed", "ThresholdsBreached", "no results to evaluate the thresholds on (the master's pod is gone)"),
+    (RUNNING_BEFORE, {"master_job": job(complete=True), "master_exit_code": 0, "thresholds_set": True},
+     "Failed", "ThresholdsBreached", "no results were read"),
+    # Crashes: a code other than 0/1 (OOM kill, signal, unhandled greenlet error).
+    (RUNNING_BEFORE, {"master_job": job(failed=True), "master_exit_code": 137, "result": _result()},
+     "Failed", "TestCrashed", "the master exited with code 137"),
+    (RUNNING_BEFORE, {"master_job": job(failed=True), "master_exit_code": 2, "thresholds_set": True,
+                      "result": _result(breaches=[])}, "Failed", "TestCrashed", "code 2"),
+    # Locust saw no worker and no request was made.
+    ({**RUNNING_BEFORE, "locust": {"workerCount": 0, "maxWorkerCount": 0}},
+     {"master_job": job(complete=True), "master_exit_code": 0, "result": _result(requests=0, workers=0)},
+     "Failed", "WorkersNotConnected", "no worker connected to the master during the run (2 expected)"),
+    # Requests prove workers connected, whatever the last worker count said.
+    ({**RUNNING_BEFORE, "locust": {"workerCount": 0, "maxWorkerCount": 0}},
+     {"master_job": job(complete=True), "master_exit_code": 0, "result": _result(workers=0)},
+     "Succeeded", "TestSucceeded", ""),
+    # No Locust numbers at all (stats never read): no claim about workers.
+    ({"phase": "Running"}, {"master_job": job(complete=True)}, "Succeeded", "TestSucceeded", ""),
+    # Aborted: ends at once, results so far in the message.
+    (RUNNING_BEFORE, {"aborted": True, "result": _result()}, "Failed", "Aborted",
+     "results up to then kept: 100 requests"),
+    ({"phase": "Pending"}, {"aborted": True}, "Failed", "Aborted", "annotation locust.io/abort"),
+])
+def test_verdict(previous: dict[str, Any], children: dict[str, Any], phase: str, reason: str,
+                 words: str) -> None:
+    status = derive_status(previous, obs(**{**CREATED, **children})).status
+    assert status["phase"] == phase
+    completed, finished = condition(status, "TestCompleted"), condition(status, "Finished")
+    assert completed is not None and finished is not None
+    assert (completed["status"], completed["reason"]) == ("True" if phase == "Succeeded" else "False", reason)
+    assert (finished["status"], finished["reason"]) == ("True", reason)
+    assert words in completed["message"]
+    assert status["verdict"] == reason
+
+
+def test_finished_is_false_until_the_test_ends_and_the_result_is_kept() -> None:
+    running = derive_status({}, obs(**{**CREATED, "master_job": job(ready=1)})).status
+    assert (condition(running, "Finished") or {})["status"] == "False"
+    assert "verdict" not in running
+    with_result = derive_status(running, obs(**{**CREATED, "master_job": job(ready=1),
+                                                "result": _result()})).status
+    assert with_result["result"]["requests"] == 100 and with_result["phase"] == "Running"
+    done = derive_status(with_result, obs(**{**CREATED, "master_job": job(complete=True)})).status
+    assert done["result"] == with_result["result"] and done["verdict"] == "TestSucceeded"
+    # A terminal status never changes, not even its result.
+    later = derive_status(done, obs(**{**CREATED, "result": _result(requests=5)})).status
+    assert later == done
+
+
+def test_locust_keeps_peaks_and_shows_the_final_numbers_once_ended() -> None:
+    live = {"state": "running", "userCount": 8, "workerCount": 2, "totalRps": "55.5", "failRatio": "0.0123"}
+    first = derive_status({}, obs(**{**CREATED, "master_job": job(ready=1), "locust": live})).status
+    assert first["locust"]["failPercent"] == "1.23"
+    assert (first["locust"]["maxUserCount"], first["locust"]["maxWorkerCount"]) == (8, 2)
+    stopped = {"state": "stopped", "userCount": 0, "workerCount": 0, "totalRps": "0", "failRatio": "0.01"}
+    second = derive_status(first, obs(**{**CREATED, "master_job": job(ready=1), "locust": stopped})).status
+    assert (second["locust"]["maxUserCount"], second["locust"]["maxWorkerCount"]) == (8, 2)
+    done = derive_status(second, obs(**{**CREATED, "master_job": job(complete=True),
+                                        "result": _result(failures=2)})).status
+    assert done["locust"]["userCount"] == 8
+    assert (done["locust"]["totalRps"], done["locust"]["failPercent"]) == ("10", "2.00")
