@@ -1,4 +1,4 @@
-"""Kopf declarations: a daemon per live LocustTest, and a wake-up on spec changes.
+"""Kopf declarations: a daemon per live LocustTest, and wake-ups on spec changes and aborts.
 
 - A daemon per live LocustTest runs `Reconciler.run` (reconciler.py), which Kopf
   starts with the test and stops when it goes away or finishes.
@@ -17,6 +17,7 @@ from typing import Any
 import kopf
 
 from locust_operator import GROUP, PLURAL, VERSION
+from locust_operator.contract import ABORT_ANNOTATION
 from locust_operator.status import TERMINAL
 
 
@@ -27,6 +28,15 @@ def _spec_changed(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
 @kopf.on.event(GROUP, VERSION, PLURAL, when=_spec_changed)
 async def spec_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
     memo.reconciler.wake((namespace, name))  # the loop reports it: SpecDrifted
+
+
+def _abort_asked(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
+    return meta.annotations.get(ABORT_ANNOTATION) == "true" and status.get("phase") not in TERMINAL
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_abort_asked)
+async def abort_asked(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.reconciler.wake((namespace, name))  # the loop stops the master and ends the test
 
 
 def _live(status: kopf.Status, **_: Any) -> bool:

@@ -41,6 +41,7 @@ _PATHS = {
     "Job": ("/apis/batch/v1", "jobs"),
     "Pod": ("/api/v1", "pods"),
     "Event": ("/api/v1", "events"),
+    "ConfigMap": ("/api/v1", "configmaps"),
 }
 
 
@@ -114,6 +115,10 @@ class Api(Protocol):
     async def read(self, kind: str, namespace: str, name: str) -> Object: ...
 
     async def patch_status(self, namespace: str, name: str, status: Object) -> None: ...
+
+    async def patch(self, kind: str, namespace: str, name: str, body: Object) -> None: ...
+
+    async def pod_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> str: ...
 
 
 def _message(body: bytes, fallback: str) -> str:
@@ -217,3 +222,29 @@ class KubeApi:
         await self._request(
             "PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status",
             {"status": status}, content_type="application/merge-patch+json", priority=STATUS)
+
+    async def patch(self, kind: str, namespace: str, name: str, body: Object) -> None:
+        """A JSON merge patch of an object (e.g. a Job's TTL)."""
+        API_WRITES.labels(plural(kind), "patch").inc()
+        await self._request("PATCH", f"{collection_path(kind, namespace)}/{name}", body,
+                            content_type="application/merge-patch+json")
+
+    async def pod_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> str:
+        """The last `limit_bytes` (about) of a container's log, as text.
+
+        The API server's limitBytes keeps the start of a log; the tail is what
+        holds Locust's final stats, so ask for enough lines and cut here.
+        """
+        path = (f"{collection_path('Pod', namespace)}/{pod}/log?container={container}"
+                f"&tailLines={limit_bytes // 8}")
+        for attempt in (1, 2):
+            session = self._connect()
+            async with self._limit.hold(STATUS), session.get(self._server + path) as response:
+                if response.status == 401 and attempt == 1:
+                    await self.close()
+                    continue
+                payload = await response.content.read(limit_bytes * 4)
+                if response.status >= 400:
+                    raise ApiError(response.status, _message(payload, response.reason or ""))
+                return payload[-limit_bytes:].decode("utf-8", errors="replace")
+        raise AssertionError("unreachable")  # pragma: no cover

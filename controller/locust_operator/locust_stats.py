@@ -23,6 +23,14 @@ def stats_url(template: str, service: str, namespace: str) -> str:
     return template.format(service=service, namespace=namespace)
 
 
+def master_url(stats: str, path: str) -> str:
+    """Another endpoint of the master whose /stats/requests is at `stats`, e.g. /stop."""
+    base = stats.split("?", 1)[0]
+    if base.endswith("/stats/requests"):
+        base = base[: -len("/stats/requests")]
+    return base.rstrip("/") + path
+
+
 class StatsReader:
     """Reads masters' /stats/requests over one shared HTTP session.
 
@@ -37,16 +45,38 @@ class StatsReader:
 
     async def fetch(self, url: str) -> dict[str, Any] | None:
         """The master's /stats/requests JSON, or None if it cannot be read (yet)."""
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._limit, self._session.get(url) as response:
+            async with self._limit, self._connect().get(url) as response:
                 if response.status != 200:
                     return None
                 loaded = json.loads(await response.read())
         except (TimeoutError, OSError, ValueError, aiohttp.ClientError):
             return None
         return loaded if isinstance(loaded, dict) else None
+
+    def _connect(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def fetch_text(self, url: str, timeout: float = 30.0) -> str | None:
+        """A text endpoint of the master (CSV, the HTML report), or None if unreadable."""
+        try:
+            async with self._limit, self._connect().get(
+                    url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                if response.status != 200:
+                    return None
+                return (await response.read()).decode("utf-8", errors="replace")
+        except (TimeoutError, OSError, aiohttp.ClientError):
+            return None
+
+    async def stop(self, url: str) -> bool:
+        """Ask the master to stop its run (POST /stop); True if it said so."""
+        try:
+            async with self._limit, self._connect().post(url) as response:
+                return response.status == 200
+        except (TimeoutError, OSError, aiohttp.ClientError):
+            return False
 
     async def close(self) -> None:
         if self._session is not None:

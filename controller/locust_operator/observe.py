@@ -17,6 +17,7 @@ from typing import Any
 from locust_operator.contract import COMPONENT_LABEL, MASTER, WORKER
 from locust_operator.health import PodProblem, pod_problem
 from locust_operator.status import Observation
+from locust_operator.thresholds import thresholds_set
 
 Key = tuple[str, str]  # (namespace, test name)
 
@@ -27,6 +28,7 @@ class JobView:
     owner_uid: str | None
     role: str
     status: dict[str, Any]
+    name: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,9 @@ class PodView:
     role: str
     ready: bool
     problem: PodProblem | None
+    name: str = ""
+    # The Locust container's exit code once it terminated (sidecars are init containers).
+    exit_code: int | None = None
 
 
 def controller_ref(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -57,7 +62,7 @@ def job_view(body: Mapping[str, Any]) -> JobView:
     metadata = body.get("metadata", {})
     return JobView(uid=str(metadata.get("uid", "")), owner_uid=controller_uid(metadata),
                    role=(metadata.get("labels") or {}).get(COMPONENT_LABEL, ""),
-                   status=dict(body.get("status") or {}))
+                   status=dict(body.get("status") or {}), name=str(metadata.get("name", "")))
 
 
 def service_view(body: Mapping[str, Any]) -> ServiceView:
@@ -70,9 +75,13 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
     ready = status.get("phase") == "Running" and any(
         c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     pod = {"metadata": dict(metadata), "spec": dict(body.get("spec") or {}), "status": dict(status)}
+    terminated = [((c.get("state") or {}).get("terminated") or {}).get("exitCode")
+                  for c in status.get("containerStatuses") or []]
+    codes = [code for code in terminated if isinstance(code, int)]
     return PodView(job_uid=controller_uid(metadata),
                    role=(metadata.get("labels") or {}).get(COMPONENT_LABEL, ""),
-                   ready=ready, problem=pod_problem(pod))
+                   ready=ready, problem=pod_problem(pod), name=str(metadata.get("name", "")),
+                   exit_code=codes[0] if codes else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +93,19 @@ class Children:
     pods: Iterable[PodView] = ()
 
 
+def master_pod(test: Mapping[str, Any], children: Children) -> PodView | None:
+    """The test's master pod (the last one listed, if the Job made several)."""
+    uid = test["metadata"].get("uid")
+    jobs = {j.uid for j in children.jobs if j.owner_uid == uid and j.role == MASTER}
+    pods = [p for p in children.pods if p.job_uid in jobs and p.role == MASTER]
+    return pods[-1] if pods else None
+
+
 def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace_seconds: int,
             create_error: str | None = None, create_error_reason: str = "ResourcesFailed",
             deleted: Iterable[str] = (), locust: dict[str, Any] | None = None,
-            just_created: bool = False) -> Observation:
+            just_created: bool = False, result: dict[str, Any] | None = None,
+            aborted: bool = False) -> Observation:
     """The Observation of `test` from the children it owns (by controller UID)."""
     uid = test["metadata"].get("uid")
     jobs = {j.role: j for j in children.jobs if j.owner_uid == uid}
@@ -108,6 +126,11 @@ def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace
         create_error=create_error,
         create_error_reason=create_error_reason,
         locust=locust,
+        result=result,
+        thresholds_set=thresholds_set(test["spec"].get("thresholds")),
+        master_exit_code=next((p.exit_code for p in pods if p.role == MASTER and p.exit_code is not None),
+                              None),
+        aborted=aborted,
         deleted=tuple(sorted(deleted)),
         problems=tuple(sorted((p.problem for p in pods if p.problem is not None),
                               key=lambda problem: problem.pod)),

@@ -31,21 +31,46 @@ from locust_operator.children import (
     create_children,
 )
 from locust_operator.config import OperatorConfig
-from locust_operator.contract import MASTER, child_names
+from locust_operator.contract import (
+    ABORT_ANNOTATION,
+    COMPONENT_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MASTER,
+    TEST_NAME_LABEL,
+    child_names,
+    results_name,
+)
 from locust_operator.events import event_body
 from locust_operator.kube_api import Api, ApiError, backoff
-from locust_operator.locust_stats import stats_url, summarize
+from locust_operator.locust_stats import master_url, stats_url, summarize
 from locust_operator.metrics import ERRORS, RESOURCES_CREATED_SECONDS, TERMINAL_SECONDS, TESTS_HANDLED
-from locust_operator.observe import Children, Key, observe
-from locust_operator.render import RenderError, render_validated
+from locust_operator.observe import Children, Key, master_pod, observe
+from locust_operator.render import RenderError, job_ttl, keeps_failed_pods, render_validated
+from locust_operator.results import (
+    MASTER_API,
+    MASTER_LOG,
+    ResultsError,
+    RunStats,
+    configmap_data,
+    parse_final_json,
+    parse_requests_csv,
+    report_texts,
+    requests_csv,
+    summary,
+    unavailable,
+)
 from locust_operator.status import (
     RUNNING,
+    SUCCEEDED,
     TERMINAL,
     Status,
     condition,
     derive_status,
+    job_finished,
     transition_events,
 )
+from locust_operator.thresholds import evaluate, thresholds_set
 
 log = logging.getLogger("locust_operator")
 
@@ -55,10 +80,20 @@ Object = dict[str, Any]
 _CREATION_DONE = ("ResourcesCreated", "ResourcesFailed", "NameConflict")
 # Seconds between retries when the API server cannot be reached.
 _RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
+# How much of the master's log is read for its final stats (the tail holds them).
+LOG_LIMIT_BYTES = 16 * 1024 * 1024
+# Reads of the stats CSV after a run stopped, at most, until two agree.
+_STABLE_READS = 6
+# What Locust logs when --expect-workers-max-wait ran out.
+_GAVE_UP = "Gave up waiting for workers to connect"
 
 
 class StatsSource(Protocol):
     async def fetch(self, url: str) -> dict[str, Any] | None: ...
+
+    async def fetch_text(self, url: str, timeout: float = 30.0) -> str | None: ...
+
+    async def stop(self, url: str) -> bool: ...
 
 
 class StopFlag(Protocol):
@@ -82,6 +117,15 @@ class _Live:
 
 
 @dataclasses.dataclass
+class _Run:
+    """What the loop learns of the run itself: its final results, and an abort."""
+
+    result: dict[str, Any] | None
+    log_read: bool = False
+    aborted: bool = False
+
+
+@dataclasses.dataclass
 class _Creation:
     error: str | None = None
     reason: str = "ResourcesFailed"
@@ -95,7 +139,7 @@ class Reconciler:
                  clock: Clock = utc_now,
                  after_create: Callable[[Object], Awaitable[None]] | None = None,
                  retry_delays: tuple[float, ...] = _RETRY_DELAYS,
-                 settle_seconds: float = 0.25) -> None:
+                 settle_seconds: float = 0.25, results_settle_seconds: float = 1.0) -> None:
         self.config = config
         self.api = api
         self.stats = stats
@@ -103,6 +147,7 @@ class Reconciler:
         self._after_create = after_create
         self._retry_delays = retry_delays
         self._settle_seconds = settle_seconds
+        self._results_settle_seconds = results_settle_seconds
         self._live: dict[Key, _Live] = {}
 
     # --- called by watch handlers ---------------------------------------------------
@@ -154,23 +199,33 @@ class Reconciler:
         drift_logged = 1
         failures = 0
         url = stats_url(self.config.statsUrlTemplate, child_names(key[1])[MASTER], key[0])
+        run = _Run(result=previous.get("result"))
         while not stopped:
             test = {"metadata": dict(body["metadata"]), "spec": dict(body.get("spec") or {})}
             generation = int(test["metadata"].get("generation", 1))
             if generation > drift_logged:
                 drift_logged = generation
                 log.warning("Update operations on %s are not currently supported!", key[1])
+            abort = (test["metadata"].get("annotations") or {}).get(ABORT_ANNOTATION) == "true"
+            if abort and not run.aborted:
+                await self._abort(test, previous, run, url, locust)
+            kids = children()
+            if run.result is None and not run.log_read and job_finished(_master_job(test, kids)):
+                # The run ended before its results were read from the master's API.
+                run.log_read = True
+                run.result = await self._results_from_log(test, kids, previous)
             now = self.clock()
             observation = observe(
-                test, children(), now=now, grace_seconds=self.config.podHealthGraceSeconds,
+                test, kids, now=now, grace_seconds=self.config.podHealthGraceSeconds,
                 create_error=creation.error, create_error_reason=creation.reason,
-                deleted=live.deleted, locust=locust, just_created=creation.just_created)
+                deleted=live.deleted, locust=locust, just_created=creation.just_created,
+                result=run.result, aborted=run.aborted)
             derived = derive_status(previous, observation)
             if derived.status != previous:
                 try:
                     # Shielded: a terminal status stops the loop's filter, and Kopf may
                     # cancel the loop before the events announcing it are written.
-                    if not await asyncio.shield(self._write(test, previous, derived.status)):
+                    if not await asyncio.shield(self._write(test, kids, previous, derived.status)):
                         return  # the test was deleted meanwhile
                 except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
                     ERRORS.labels("status").inc()
@@ -193,6 +248,9 @@ class Reconciler:
                     report = await self.stats.fetch(url)
                     if report is not None:
                         locust = summarize(report)
+                        if locust.get("state") == "stopped" and run.result is None:
+                            # The run is over and --autoquit keeps the master up: read it all now.
+                            run.result = await self._results_from_api(test, url, previous, locust)
                         continue  # derive again with the new numbers
                 wait = (next_stats - now).total_seconds()
                 timeout = wait if timeout is None else min(timeout, wait)
@@ -269,9 +327,12 @@ class Reconciler:
 
     # --- write ----------------------------------------------------------------------------
 
-    async def _write(self, test: Object, previous: Status, status: Status) -> bool:
+    async def _write(self, test: Object, kids: Children, previous: Status, status: Status) -> bool:
         """Patch the status and announce its transitions; False if the test is gone."""
         metadata = test["metadata"]
+        if status["phase"] in TERMINAL and previous.get("phase") not in TERMINAL:
+            # Before the terminal status: once it is written this loop never runs again.
+            await self._end_jobs(test, kids, status)
         try:
             await self.api.patch_status(metadata["namespace"], metadata["name"], status)
         except ApiError as exc:
@@ -305,3 +366,146 @@ class Reconciler:
             return 0.0
         start = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         return max(0.0, (self.clock() - start).total_seconds())
+
+    # --- results, abort, cleanup ------------------------------------------------------------
+
+    async def _results_from_api(self, test: Object, url: str, previous: Status,
+                                locust: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The run's results from the master's REST API; None to try again later.
+
+        The master reports "stopped" before the workers' last stats reach it, so
+        the CSV is read until two reads a moment apart agree.
+        """
+        csv_text: str | None = None
+        for _ in range(_STABLE_READS):
+            await asyncio.sleep(self._results_settle_seconds)
+            latest = await self.stats.fetch_text(master_url(url, "/stats/requests/csv"))
+            if latest is None:
+                return None
+            if latest == csv_text:
+                break
+            csv_text = latest
+        if csv_text is None:
+            return None
+        failures = await self.stats.fetch_text(master_url(url, "/stats/failures/csv"))
+        html = await self.stats.fetch_text(master_url(url, "/stats/report?download=1"))
+        try:
+            stats = parse_requests_csv(csv_text, failures or "")
+        except ResultsError as exc:
+            log.warning("%s/%s: cannot read the master's results: %s", test["metadata"]["namespace"],
+                        test["metadata"]["name"], exc)
+            return None
+        return await self._keep(test, stats, MASTER_API, previous, locust, csv_text, failures, html)
+
+    async def _results_from_log(self, test: Object, kids: Children, previous: Status) -> dict[str, Any]:
+        """The run's results from the master's final output in its log (`--json`)."""
+        metadata = test["metadata"]
+        pod = master_pod(test, kids)
+        if pod is None:
+            return unavailable("the master's results were not read while it ran, and its pod is gone")
+        container = child_names(metadata["name"])[MASTER]
+        try:
+            text = await self.api.pod_log(metadata["namespace"], pod.name, container, LOG_LIMIT_BYTES)
+        except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
+            ERRORS.labels("results").inc()
+            return unavailable(f"cannot read the master's log ({pod.name}): {exc}")
+        try:
+            stats = parse_final_json(text)
+        except ResultsError as exc:
+            if _GAVE_UP in text:
+                return {**unavailable(f"Locust: {_GAVE_UP.lower()}"), "workers": 0}
+            return unavailable(f"{pod.name}: {exc}")
+        log.info("%s/%s: results read from the master's log", metadata["namespace"], metadata["name"])
+        return await self._keep(test, stats, MASTER_LOG, previous, None, requests_csv(stats), None, None)
+
+    async def _keep(self, test: Object, stats: RunStats, source: str, previous: Status,
+                    locust: dict[str, Any] | None, csv_text: str, failures: str | None,
+                    html: str | None) -> dict[str, Any]:
+        """status.result for the run, with its thresholds judged and its report kept."""
+        metadata = test["metadata"]
+        seen = {**(previous.get("locust") or {}), **{k: v for k, v in (locust or {}).items()
+                                                       if k in ("userCount", "workerCount")}}
+        users = _peak(seen, "userCount", "maxUserCount")
+        workers = _peak(seen, "workerCount", "maxWorkerCount")
+        result = summary(stats, source, users, workers)
+        thresholds = test["spec"].get("thresholds")
+        if thresholds_set(thresholds):
+            breaches = evaluate(thresholds, stats)
+            result["thresholds"] = {"passed": not breaches, "breaches": breaches[:100]}
+        packed = configmap_data(report_texts(result, stats, csv_text, failures, html))
+        name = results_name(metadata["name"])
+        configmap: Object = {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {
+                "name": name, "namespace": metadata["namespace"],
+                "labels": {TEST_NAME_LABEL: metadata["name"], MANAGED_BY_LABEL: MANAGED_BY,
+                           COMPONENT_LABEL: "results", "app.kubernetes.io/managed-by": "locust-operator"},
+                "ownerReferences": [{"apiVersion": API_VERSION, "kind": KIND, "name": metadata["name"],
+                                     "uid": metadata["uid"], "controller": True,
+                                     "blockOwnerDeletion": True}]},
+            "data": packed.data,
+            **({"binaryData": packed.binary_data} if packed.binary_data else {}),
+        }
+        report: dict[str, Any] = {"configMap": name, "keys": packed.keys}
+        if packed.truncated:
+            report["truncated"] = packed.truncated
+        try:
+            await self.api.create(configmap)
+        except ApiError as exc:
+            if exc.status != 409:
+                ERRORS.labels("results").inc()
+                result["message"] = f"the results ConfigMap {name} was not written: {exc.message}"
+                return result
+            # The operator may not read ConfigMaps (they can hold test data), so it cannot
+            # tell an earlier write of its own from someone else's: `report` checks the owner.
+            result["message"] = f"ConfigMap {name} already existed and was left as it was"
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+            ERRORS.labels("results").inc()
+            result["message"] = f"the results ConfigMap {name} was not written: {exc}"
+            return result
+        result["report"] = report
+        return result
+
+    async def _abort(self, test: Object, previous: Status, run: _Run, url: str,
+                     locust: dict[str, Any] | None) -> None:
+        """Stop a running master and read its results so far (the abort annotation)."""
+        metadata = test["metadata"]
+        run.aborted = True
+        log.info("%s/%s: abort requested", metadata["namespace"], metadata["name"])
+        if previous.get("phase") != RUNNING or run.result is not None or self.config.statsPollSeconds <= 0:
+            return
+        if await self.stats.stop(master_url(url, "/stop")):
+            report = await self.stats.fetch(url)
+            run.result = await self._results_from_api(
+                test, url, previous, summarize(report) if report is not None else locust)
+
+    async def _end_jobs(self, test: Object, kids: Children, status: Status) -> None:
+        """An aborted test's pods are ended (their Jobs' deadline passes at once); a passed
+        test with cleanup.keepFailedPods gets its TTL now. Only Jobs this test owns."""
+        metadata, spec = test["metadata"], test["spec"]
+        if status.get("verdict") == "Aborted":
+            patch: Object = {"spec": {"activeDeadlineSeconds": 1}}
+        elif status["phase"] == SUCCEEDED and keeps_failed_pods(spec) and \
+                (ttl := job_ttl(spec, self.config)) is not None:
+            patch = {"spec": {"ttlSecondsAfterFinished": ttl}}
+        else:
+            return
+        for job in kids.jobs:
+            if job.owner_uid != metadata.get("uid") or not job.name:
+                continue
+            try:
+                await self.api.patch("Job", metadata["namespace"], job.name, patch)
+            except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
+                ERRORS.labels("cleanup").inc()
+                log.warning("%s/%s: cannot patch Job %s: %s", metadata["namespace"], metadata["name"],
+                            job.name, exc)
+
+
+def _master_job(test: Object, kids: Children) -> dict[str, Any] | None:
+    uid = test["metadata"].get("uid")
+    return next((j.status for j in kids.jobs if j.owner_uid == uid and j.role == MASTER), None)
+
+
+def _peak(seen: dict[str, Any], current: str, peak: str) -> int | None:
+    values = [v for v in (seen.get(current), seen.get(peak)) if isinstance(v, int)]
+    return max(values) if values else None

@@ -120,6 +120,11 @@ def _job_state(job: dict[str, Any] | None, pods_ready: int = 0) -> str:
     return RUNNING if running > 0 else PENDING
 
 
+def job_finished(job: dict[str, Any] | None) -> bool:
+    """The Job reached Complete or Failed."""
+    return _job_state(job) in TERMINAL
+
+
 def _succeeded_pods(job: dict[str, Any] | None) -> int:
     # The Job controller first lists finished pods as uncounted, then counts them.
     job = job or {}

@@ -11,6 +11,7 @@ import asyncio
 import copy
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +39,8 @@ class FakeApi:
         self.existing: dict[tuple[str, str], dict[str, Any]] = {}
         self.fail_patches = 0  # the next N status patches fail as if the API server were down
         self.gone = False  # the test was deleted: status patches answer 404
+        self.logs: dict[str, str] = {}  # pod name -> its log
+        self.object_patches: list[tuple[str, str, dict[str, Any]]] = []
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         if obj["kind"] == "Event":
@@ -51,6 +54,14 @@ class FakeApi:
     async def read(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return self.existing[(kind, name)]
 
+    async def patch(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+        self.object_patches.append((kind, name, body))
+
+    async def pod_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> str:
+        if pod not in self.logs:
+            raise ApiError(404, f"pods {pod} not found")
+        return self.logs[pod]
+
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         if self.gone:
             raise ApiError(404, "not found")
@@ -61,13 +72,27 @@ class FakeApi:
 
 
 class FakeStats:
-    def __init__(self, report: dict[str, Any] | None = None) -> None:
+    def __init__(self, report: dict[str, Any] | None = None, texts: dict[str, str] | None = None) -> None:
         self.report = report
+        self.texts = texts or {}  # path (e.g. /stats/requests/csv) -> body
         self.urls: list[str] = []
+        self.stopped = False
 
     async def fetch(self, url: str) -> dict[str, Any] | None:
         self.urls.append(url)
         return self.report
+
+    async def fetch_text(self, url: str, timeout: float = 30.0) -> str | None:
+        self.urls.append(url)
+        path = "/" + url.split("/", 3)[3].split("?")[0]
+        return self.texts.get(path)
+
+    async def stop(self, url: str) -> bool:
+        self.urls.append(url)
+        self.stopped = True
+        if self.report is not None:
+            self.report = {**self.report, "state": "stopped"}
+        return True
 
 
 class Clock:
@@ -90,8 +115,13 @@ class World:
     """One test, its children as the watches would show them, and the reconciler."""
 
     def __init__(self, config: OperatorConfig | None = None, status: dict[str, Any] | None = None,
-                 stats: FakeStats | None = None) -> None:
-        test = validated(copy.deepcopy(BASE_TEST))
+                 stats: FakeStats | None = None, spec: dict[str, Any] | None = None,
+                 annotations: dict[str, str] | None = None) -> None:
+        base = copy.deepcopy(BASE_TEST)
+        base["spec"].update(spec or {})
+        if annotations:
+            base["metadata"]["annotations"] = annotations
+        test = validated(base)
         test["metadata"].update(uid=UID, generation=1, creationTimestamp="2026-11-25T12:00:00Z")
         self.body = {**test, "status": status or {}}
         self.api, self.clock, self.stop = FakeApi(), Clock(), Stop()
@@ -101,17 +131,20 @@ class World:
         self.services: list[ServiceView] = []
         self.reconciler = Reconciler(config or OperatorConfig(statsPollSeconds=0), self.api,
                                      self.stats, clock=self.clock, retry_delays=(0.01,),
-                                     settle_seconds=0.01)
+                                     settle_seconds=0.01, results_settle_seconds=0.01)
 
     def children(self) -> Children:
         return Children(jobs=list(self.jobs.values()), services=self.services, pods=self.pods)
 
     def job(self, role: str, status: dict[str, Any], owner: str = UID) -> None:
-        self.jobs[role] = JobView(uid=f"job-{role}", owner_uid=owner, role=role, status=status)
+        self.jobs[role] = JobView(uid=f"job-{role}", owner_uid=owner, role=role, status=status,
+                                  name=f"demo-{role}")
         self.reconciler.wake(KEY)
 
-    def pod(self, role: str, ready: bool, problem: PodProblem | None = None) -> None:
-        self.pods.append(PodView(job_uid=f"job-{role}", role=role, ready=ready, problem=problem))
+    def pod(self, role: str, ready: bool, problem: PodProblem | None = None, name: str = "",
+            exit_code: int | None = None) -> None:
+        self.pods.append(PodView(job_uid=f"job-{role}", role=role, ready=ready, problem=problem,
+                                 name=name or f"demo-{role}-{len(self.pods)}", exit_code=exit_code))
         self.reconciler.wake(KEY)
 
     @property
@@ -305,3 +338,142 @@ def test_a_hand_deleted_child_fails_the_test() -> None:
     run(world, script)
     assert world.phase == "Failed"
     assert "ResourceDeleted" in world.api.events
+
+
+# --- results, verdict, abort, cleanup (issue 12) ------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+COMPLETE = {"conditions": [{"type": "Complete", "status": "True"}], "completionTime": "2026-11-25T12:01:00Z"}
+RUNNING_REPORT = {"state": "running", "worker_count": 2, "user_count": 6, "total_rps": 9.5, "fail_ratio": 0.0}
+
+
+def _running(world: World) -> None:
+    world.services.append(ServiceView(owner_uid=UID))
+    world.job("master", {"ready": 1})
+    world.job("worker", {"ready": 2})
+
+
+def _configmap(world: World) -> dict[str, Any]:
+    (configmap,) = [o for o in world.api.created if o["kind"] == "ConfigMap"]
+    return configmap
+
+
+def test_results_are_read_from_the_master_once_the_run_stopped() -> None:
+    csv = (DATA / "locust-requests.csv").read_text()
+    stats = FakeStats(dict(RUNNING_REPORT), texts={"/stats/requests/csv": csv, "/stats/report": "<html/>",
+                                                   "/stats/failures/csv": "Method,Name,Error,Occurrences\n"})
+    world = World(config=OperatorConfig(statsPollSeconds=1), stats=stats,
+                  spec={"thresholds": {"responseTimeMs": {"p95": 5}}})
+
+    async def script(task: asyncio.Task[None]) -> None:
+        _running(world)
+        await until(lambda: world.phase == "Running" and "locust" in world.api.patches[-1])
+        stats.report = {**RUNNING_REPORT, "state": "stopped", "worker_count": 2, "user_count": 0}
+        world.clock.now += timedelta(seconds=2)
+        world.reconciler.wake(KEY)
+        await until(lambda: "result" in world.api.patches[-1])
+        assert world.phase == "Running"  # the master is still up (autoquit)
+        world.job("master", COMPLETE)
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    status = world.api.patches[-1]
+    assert (status["phase"], status["verdict"]) == ("Failed", "ThresholdsBreached")
+    result = status["result"]
+    assert (result["source"], result["requests"], result["users"], result["workers"]) == ("MasterApi", 23, 6, 2)
+    assert result["thresholds"] == {"passed": False, "breaches": ["p95 9 ms > 5 ms"]}
+    assert result["report"] == {"configMap": "demo-results",
+                                "keys": ["result.json", "requests.csv", "failures.csv", "report.html"]}
+    configmap = _configmap(world)
+    assert configmap["metadata"]["ownerReferences"][0]["uid"] == UID
+    assert configmap["data"]["requests.csv"] == csv and configmap["data"]["report.html"] == "<html/>"
+    # Until two reads agree: the first read after "stopped" may miss the workers' last report.
+    assert sum(u.endswith("/stats/requests/csv") for u in stats.urls) == 2
+    assert status["locust"]["userCount"] == 6  # the most users, not the 0 after the stop
+
+
+def test_results_come_from_the_masters_log_when_its_api_was_not_read() -> None:
+    world = World(spec={"thresholds": {"maxFailRatio": "0"}})
+    world.api.logs["demo-master-abc"] = (DATA / "locust-master.log").read_text()
+
+    async def script(task: asyncio.Task[None]) -> None:
+        _running(world)
+        world.pod("master", ready=False, name="demo-master-abc", exit_code=0)
+        world.job("master", COMPLETE)
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    status = world.api.patches[-1]
+    assert (status["phase"], status["verdict"]) == ("Succeeded", "TestSucceeded")
+    assert (status["result"]["source"], status["result"]["requests"]) == ("MasterLog", 48)
+    assert status["result"]["thresholds"] == {"passed": True, "breaches": []}
+    assert _configmap(world)["data"]["requests.csv"].startswith("Type,Name,Request Count")
+    assert "report.html" not in status["result"]["report"]["keys"]
+
+
+@pytest.mark.parametrize(("logs", "exit_code", "verdict", "words"), [
+    ({}, 1, "LocustErrors", "cannot read the master's log"),
+    ({"demo-master-abc": "[x] Gave up waiting for workers to connect\n"}, 1, "WorkersNotConnected",
+     "no worker connected"),
+    ({"demo-master-abc": "Traceback...\n"}, 137, "TestCrashed", "code 137"),
+])
+def test_without_results_the_exit_code_and_log_decide(logs: dict[str, str], exit_code: int, verdict: str,
+                                                      words: str) -> None:
+    world = World()
+    world.api.logs.update(logs)
+
+    async def script(task: asyncio.Task[None]) -> None:
+        _running(world)
+        world.pod("master", ready=False, name="demo-master-abc", exit_code=exit_code)
+        world.job("master", {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]})
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    status = world.api.patches[-1]
+    assert (status["phase"], status["verdict"]) == ("Failed", verdict)
+    assert words in (condition_message(status, "TestCompleted") + status["result"].get("message", ""))
+
+
+def condition_message(status: dict[str, Any], kind: str) -> str:
+    return str(next(c["message"] for c in status["conditions"] if c["type"] == kind))
+
+
+def test_abort_stops_the_master_keeps_results_and_ends_the_jobs() -> None:
+    csv = (DATA / "locust-requests.csv").read_text()
+    stats = FakeStats(dict(RUNNING_REPORT), texts={"/stats/requests/csv": csv})
+    world = World(config=OperatorConfig(statsPollSeconds=1), stats=stats)
+
+    async def script(task: asyncio.Task[None]) -> None:
+        _running(world)
+        await until(lambda: world.phase == "Running")
+        world.body["metadata"]["annotations"] = {"locust.io/abort": "true"}
+        world.reconciler.wake(KEY)
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    status = world.api.patches[-1]
+    assert (status["phase"], status["verdict"]) == ("Failed", "Aborted")
+    assert stats.stopped and status["result"]["requests"] == 23
+    assert "results up to then kept: 23 requests" in condition_message(status, "TestCompleted")
+    assert sorted((kind, name) for kind, name, _ in world.api.object_patches) == [
+        ("Job", "demo-master"), ("Job", "demo-worker")]
+    assert all(body == {"spec": {"activeDeadlineSeconds": 1}} for _, _, body in world.api.object_patches)
+
+
+@pytest.mark.parametrize(("exit_code", "patched"), [(0, True), (1, False)])
+def test_kept_pods_get_their_ttl_only_when_the_test_passed(exit_code: int, patched: bool) -> None:
+    world = World(spec={"cleanup": {"keepFailedPods": True, "ttlSecondsAfterFinished": 30}})
+
+    async def script(task: asyncio.Task[None]) -> None:
+        _running(world)
+        world.pod("master", ready=False, name="demo-master-abc", exit_code=exit_code)
+        world.job("master", COMPLETE if exit_code == 0 else
+                  {"conditions": [{"type": "Failed", "status": "True"}]})
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    jobs = [o for o in world.api.created if o["kind"] == "Job"]
+    assert all("ttlSecondsAfterFinished" not in job["spec"] for job in jobs)  # kept until judged
+    expected = [("Job", "demo-master", {"spec": {"ttlSecondsAfterFinished": 30}}),
+                ("Job", "demo-worker", {"spec": {"ttlSecondsAfterFinished": 30}})] if patched else []
+    assert sorted(world.api.object_patches, key=lambda p: p[1]) == expected
