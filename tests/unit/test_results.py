@@ -44,7 +44,8 @@ def _locust_printed_aggregate(log: str) -> tuple[int, list[int]]:
 
 def test_csv_from_the_masters_api() -> None:
     stats = parse_requests_csv((DATA / "locust-requests.csv").read_text())
-    assert [(r.method, r.name, r.requests) for r in stats.requests] == [("GET", "/", 19), ("GET", "health", 4)]
+    assert [(r.method, r.name, r.requests) for r in stats.requests] == [("GET", "/", 19),
+                                                                        ("GET", "health", 4)]
     assert (stats.total.name, stats.total.requests, stats.total.failures) == (AGGREGATED, 23, 0)
     assert stats.total.percentile(0.5) == 6 and stats.total.percentile(0.95) == 9
     assert stats.total.percentile(0.99) == 11
@@ -159,8 +160,8 @@ def test_summary_is_the_status_result() -> None:
         "durationSeconds": 2, "users": 8, "workers": 3,
         "responseTimeMs": {"p50": 6, "p95": 9, "p99": 11, "avg": "6.3", "max": "10.9"},
     }
-    failing = RunStats(requests=(_entry("a", 10, 2), _entry("health", 10, 4)), total=_entry(AGGREGATED, 20, 6),
-                       duration_seconds=1, failures=stats.failures)
+    failing = RunStats(requests=(_entry("a", 10, 2), _entry("health", 10, 4)),
+                       total=_entry(AGGREGATED, 20, 6), duration_seconds=1, failures=stats.failures)
     top = summary(failing, "MasterApi", None, None)["topFailures"]
     assert top == [{"method": "GET", "name": "health", "failures": 4, "error": "HTTPError('500 Server Error')"},
                    {"method": "GET", "name": "a", "failures": 2}]
