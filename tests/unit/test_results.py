@@ -163,7 +163,8 @@ def test_summary_is_the_status_result() -> None:
     failing = RunStats(requests=(_entry("a", 10, 2), _entry("health", 10, 4)),
                        total=_entry(AGGREGATED, 20, 6), duration_seconds=1, failures=stats.failures)
     top = summary(failing, "MasterApi", None, None)["topFailures"]
-    assert top == [{"method": "GET", "name": "health", "failures": 4, "error": "HTTPError('500 Server Error')"},
+    assert top == [{"method": "GET", "name": "health", "failures": 4,
+                    "error": "HTTPError('500 Server Error')"},
                    {"method": "GET", "name": "a", "failures": 2}]
 
 
