@@ -45,7 +45,7 @@ from locust_operator.events import event_body
 from locust_operator.kube_api import Api, ApiError, backoff
 from locust_operator.locust_stats import master_url, stats_url, summarize
 from locust_operator.metrics import ERRORS, RESOURCES_CREATED_SECONDS, TERMINAL_SECONDS, TESTS_HANDLED
-from locust_operator.observe import Children, Key, master_pod, observe
+from locust_operator.observe import Children, JobView, Key, PodView, master_pod, observe
 from locust_operator.render import RenderError, job_ttl, keeps_failed_pods, render_validated
 from locust_operator.results import (
     MASTER_API,
@@ -114,6 +114,17 @@ class _Live:
     wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     # Children whose deletion was observed ("Service", "master Job", "worker Job").
     deleted: set[str] = dataclasses.field(default_factory=set)
+    # Finished Jobs and terminated master pods that were deleted since (e.g. a TTL of 0):
+    # their last views, so the verdict still sees how the run ended.
+    gone_jobs: dict[str, JobView] = dataclasses.field(default_factory=dict)
+    gone_pods: dict[str, PodView] = dataclasses.field(default_factory=dict)
+
+    def with_gone(self, kids: Children) -> Children:
+        roles = {j.role for j in kids.jobs}
+        names = {p.name for p in kids.pods}
+        return Children(jobs=[*kids.jobs, *(j for r, j in self.gone_jobs.items() if r not in roles)],
+                        services=kids.services,
+                        pods=[*kids.pods, *(p for n, p in self.gone_pods.items() if n not in names)])
 
 
 @dataclasses.dataclass
@@ -158,11 +169,26 @@ class Reconciler:
         if live is not None:
             live.wake.set()
 
-    def child_deleted(self, key: Key, owner_uid: str | None, what: str) -> None:
+    def child_deleted(self, key: Key, owner_uid: str | None, what: str, last: Any = None) -> None:
+        """A child is gone; `last` is its view as deleted (None when unknown).
+
+        A Job that had finished (its TTL, or a cascade after the test ended) is
+        no failure: its last view stands in for it, as does a master pod's with its
+        exit code. Any other deletion of a child of a running test fails the test.
+        """
         live = self._live.get(key)
-        if live is not None and live.uid == owner_uid:
+        if live is None:
+            return
+        if isinstance(last, PodView):
+            if last.role == MASTER and last.exit_code is not None:
+                live.gone_pods[last.name] = last
+        elif live.uid != owner_uid:
+            return
+        elif isinstance(last, JobView) and job_finished(last.status):
+            live.gone_jobs[last.role] = last
+        else:
             live.deleted.add(what)
-            live.wake.set()
+        live.wake.set()
 
     @property
     def live_tests(self) -> int:
@@ -209,7 +235,7 @@ class Reconciler:
             abort = (test["metadata"].get("annotations") or {}).get(ABORT_ANNOTATION) == "true"
             if abort and not run.aborted:
                 await self._abort(test, previous, run, url, locust)
-            kids = children()
+            kids = live.with_gone(children())
             if run.result is None and not run.log_read and job_finished(_master_job(test, kids)):
                 # The run ended before its results were read from the master's API.
                 run.log_read = True

@@ -62,7 +62,7 @@ class Streams(Protocol):
 class Listener(Protocol):
     def wake(self, key: Key) -> None: ...
 
-    def child_deleted(self, key: Key, owner_uid: str | None, what: str) -> None: ...
+    def child_deleted(self, key: Key, owner_uid: str | None, what: str, last: Any = None) -> None: ...
 
 
 class _Expired(Exception):
@@ -183,11 +183,12 @@ class ChildWatches:
             key, uid = _key(obj), obj["metadata"]["uid"]
             if kind_of_event == "DELETED":
                 self.index.remove(kind, key, uid)
-                if kind == "Pod":
-                    self._listener.wake(key)
+                view = view_of(obj)  # its last state: a Job deleted by its TTL had finished
+                if isinstance(view, PodView):
+                    self._listener.child_deleted(key, view.job_uid, "Pod", view)
                 else:
-                    what = "Service" if kind == "Service" else f"{view_of(obj).role} Job"
-                    self._listener.child_deleted(key, controller_uid(obj["metadata"]), what)
+                    what = "Service" if kind == "Service" else f"{view.role} Job"
+                    self._listener.child_deleted(key, controller_uid(obj["metadata"]), what, view)
             else:
                 self.index.put(kind, key, uid, view_of(obj))
                 self._listener.wake(key)

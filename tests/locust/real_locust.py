@@ -7,6 +7,7 @@ import http.server
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,9 +21,21 @@ from locust_operator.render import render
 from tests.conftest import BASE_TEST, EXAMPLES, free_port
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    latency = 0.0  # seconds before each answer
+    fail_every = 0  # every Nth request of a path answers 500 (0: none)
+    counts: dict[str, int]
+
+
 class _Target(http.server.BaseHTTPRequestHandler):
+    server: _Server
+
     def do_GET(self) -> None:
-        self.send_response(200)
+        count = self.server.counts[self.path] = self.server.counts.get(self.path, 0) + 1
+        if self.server.latency:
+            time.sleep(self.server.latency)
+        failing = self.server.fail_every and count % self.server.fail_every == 0
+        self.send_response(500 if failing else 200)
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
@@ -32,9 +45,11 @@ class _Target(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def http_target() -> Iterator[str]:
-    """A tiny HTTP server on loopback for Locust to load."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Target)
+def http_target(latency_ms: int = 0, fail_every: int = 0) -> Iterator[str]:
+    """A tiny HTTP server on loopback for Locust to load: `latency_ms` per answer,
+    and every `fail_every`-th request of each path answers 500."""
+    server = _Server(("127.0.0.1", 0), _Target)
+    server.latency, server.fail_every, server.counts = latency_ms / 1000, fail_every, {}
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -63,7 +78,8 @@ class LocustRun:
 
 @contextmanager
 def locust_run(workdir: Path, target: str, workers: int = 2, run_time: str = "6s",
-               autoquit: int = 1) -> Iterator[LocustRun]:
+               autoquit: int = 1, started_workers: int | None = None,
+               config: OperatorConfig | None = None) -> Iterator[LocustRun]:
     """Render a LocustTest for the demo locustfile, then run its master and workers.
 
     Only ports and hosts move off the in-cluster defaults, through extraArgs
@@ -83,7 +99,7 @@ def locust_run(workdir: Path, target: str, workers: int = 2, run_time: str = "6s
                                    f"--web-port={web_port}", "--web-host=127.0.0.1"]
     spec["worker"]["command"] = f"--locustfile {locustfile}"
     spec["worker"]["extraArgs"] = [f"--master-port={master_port}", "--master-host=127.0.0.1"]
-    objects = render(test, OperatorConfig())
+    objects = render(test, config or OperatorConfig())
     master_args, worker_args = _args(objects, "master"), _args(objects, "worker")
     locust = [sys.executable, "-m", "locust"]
     logs = workdir / "logs"
@@ -92,7 +108,7 @@ def locust_run(workdir: Path, target: str, workers: int = 2, run_time: str = "6s
                               stdout=(logs / "master.log").open("w"), stderr=subprocess.STDOUT)
     procs = [subprocess.Popen([*locust, *worker_args], cwd=workdir,
                               stdout=(logs / f"worker{i}.log").open("w"), stderr=subprocess.STDOUT)
-             for i in range(workers)]
+             for i in range(workers if started_workers is None else started_workers)]
     try:
         yield LocustRun(master, procs, web_port, master_args, logs)
     finally:

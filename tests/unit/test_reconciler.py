@@ -479,3 +479,23 @@ def test_kept_pods_get_their_ttl_only_when_the_test_passed(exit_code: int, patch
     expected = [("Job", "demo-master", {"spec": {"ttlSecondsAfterFinished": 30}}),
                 ("Job", "demo-worker", {"spec": {"ttlSecondsAfterFinished": 30}})] if patched else []
     assert sorted(world.api.object_patches, key=lambda p: p[1]) == expected
+
+
+def test_a_finished_job_deleted_by_its_ttl_is_no_failure() -> None:
+    world = World()
+
+    async def script(task: asyncio.Task[None]) -> None:
+        _running(world)
+        await until(lambda: world.phase == "Running")
+        # Complete and deleted (TTL 0) before the loop ran: only the deletion's last view tells.
+        last_pod = PodView(job_uid="job-master", role="master", ready=False, problem=None,
+                           name="demo-master-abc", exit_code=0)
+        last_job = JobView(uid="job-master", owner_uid=UID, role="master", status=COMPLETE, name="demo-master")
+        del world.jobs["master"]
+        world.reconciler.child_deleted(KEY, "job-master", "Pod", last_pod)
+        world.reconciler.child_deleted(KEY, UID, "master Job", last_job)
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    assert (world.phase, world.api.patches[-1]["verdict"]) == ("Succeeded", "TestSucceeded")
+    assert "ResourceDeleted" not in world.api.events

@@ -57,8 +57,9 @@ class Listener:
     def wake(self, key: tuple[str, str]) -> None:
         self.woken.append(key)
 
-    def child_deleted(self, key: tuple[str, str], owner_uid: str | None, what: str) -> None:
-        self.deleted.append((key, owner_uid, what))
+    def child_deleted(self, key: tuple[str, str], owner_uid: str | None, what: str, last: Any = None) -> None:
+        if what != "Pod":
+            self.deleted.append((key, owner_uid, what))
 
 
 def run(api: ScriptedApi, until: Any) -> tuple[ChildWatches, Listener]:

@@ -1,0 +1,297 @@
+"""Verdicts and kept results from real Locust runs, read by the controller on the local control plane.
+
+kwok runs the test's pods, and a real Locust master with real workers runs on
+loopback with the args `render` gives them (tests/locust/real_locust.py),
+loading a local HTTP target with a chosen latency and error rate. The
+controller reads that master (statsUrlTemplate points at it). kwok has no
+kubelet: when the real master exits, `ExitMirror` writes its exit code into the
+master pod's status, as a kubelet would, and the Job controller does the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from locust_operator.config import OperatorConfig
+from tests.conftest import EXAMPLES, load_example
+from tests.integration.conftest import Cluster
+from tests.integration.operator_process import OperatorProcess, install_crd
+from tests.locust.real_locust import LocustRun, http_target, locust_run
+
+STAY_RUNNING = {"pod-complete.stage.kwok.x-k8s.io/delay": "600s"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def crd(cluster: Cluster) -> None:
+    install_crd(cluster)
+
+
+class ExitMirror:
+    """Writes the real Locust processes' exit into their pods' status (kwok has no kubelet)."""
+
+    def __init__(self, cluster: Cluster, namespace: str, name: str, run: LocustRun) -> None:
+        self.cluster, self.namespace, self.name, self.run = cluster, namespace, name, run
+        self.mirrored: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _pods(self, role: str) -> list[dict[str, Any]]:
+        pods: list[dict[str, Any]] = self.cluster.kubectl_json(
+            "-n", self.namespace, "get", "pods", "-l",
+            f"performance-test-pod-name={self.name.replace('.', '-')}-{role}")["items"]
+        return pods
+
+    def terminate(self, pod: dict[str, Any], code: int) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        statuses = [{"name": c["name"], "image": c["image"], "imageID": "", "ready": False,
+                     "restartCount": 0, "started": False,
+                     "state": {"terminated": {"exitCode": code,
+                                              "reason": "Completed" if code == 0 else "Error",
+                                              "startedAt": now, "finishedAt": now}}}
+                    for c in pod["spec"]["containers"]]
+        patch = {"status": {"phase": "Succeeded" if code == 0 else "Failed", "containerStatuses": statuses,
+                            "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted"}]}}
+        self.cluster.kubectl("-n", self.namespace, "patch", "pod", pod["metadata"]["name"],
+                             "--subresource=status", "--type=merge", "-p", json.dumps(patch))
+        self.mirrored[pod["metadata"]["name"]] = code
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.2):
+            code = self.run.master.poll()
+            if code is None:
+                continue
+            for pod in self._pods("master"):
+                self.terminate(pod, code)
+            for pod in self._pods("worker"):
+                self.terminate(pod, 0)
+            return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@dataclass
+class Case:
+    cluster: Cluster
+    namespace: str
+    name: str
+    run: LocustRun
+    operator: OperatorProcess
+    mirror: ExitMirror
+
+    def test(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.cluster.kubectl_json("-n", self.namespace, "get", "locusttest",
+                                                         self.name)
+        return found
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.test().get("status") or {})
+
+    def wait_status(self, holds: Callable[[dict[str, Any]], bool], what: str,
+                    timeout: float = 90) -> dict[str, Any]:
+        """The first status for which `holds` is true."""
+        def check() -> dict[str, Any] | None:
+            status = self.status()
+            return status if holds(status) else None
+        found: dict[str, Any] = self.cluster.wait_for(check, timeout=timeout, what=f"{self.name}: {what}")
+        return found
+
+    def wait_phase(self, *phases: str, timeout: float = 90) -> dict[str, Any]:
+        return self.wait_status(lambda s: s.get("phase") in phases, f"phase in {phases}", timeout)
+
+    def get_columns(self, *extra: str) -> str:
+        return self.cluster.kubectl("-n", self.namespace, "get", "lotest", self.name, *extra).stdout
+
+    def configmap(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.cluster.kubectl_json("-n", self.namespace, "get", "configmap",
+                                                         f"{self.name}-results")
+        return found
+
+
+def kept(configmap: dict[str, Any], key: str) -> str:
+    if key in (configmap.get("data") or {}):
+        return str(configmap["data"][key])
+    return gzip.decompress(base64.b64decode(configmap["binaryData"][key + ".gz"])).decode()
+
+
+@contextmanager
+def real_test(cluster: Cluster, namespace: str, tmp_path: Path, name: str, *,
+              spec: dict[str, Any] | None = None, latency_ms: int = 0, fail_every: int = 0,
+              run_time: str = "5s", autoquit: int = 8, workers: int = 2,
+              started_workers: int | None = None, worker_timeout: int = 600) -> Iterator[Case]:
+    cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "configmaps.yaml"))
+    with http_target(latency_ms, fail_every) as target, locust_run(
+            tmp_path, target, workers=workers, run_time=run_time, autoquit=autoquit,
+            started_workers=started_workers,
+            config=OperatorConfig(workerConnectTimeoutSeconds=worker_timeout)) as run:
+        operator = OperatorProcess(cluster, [namespace], tmp_path, config_text=(
+            "statsPollSeconds: 1\n"
+            f"statsUrlTemplate: 'http://127.0.0.1:{run.web_port}/stats/requests'\n"))
+        operator.start()
+        manifest = load_example("minimal")
+        manifest["metadata"]["name"] = name
+        manifest["spec"]["worker"]["replicas"] = workers
+        for role in ("master", "worker"):  # pods stay Running while the real processes work
+            manifest["spec"][role]["annotations"] = dict(STAY_RUNNING)
+        manifest["spec"].update(spec or {})
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+        mirror = ExitMirror(cluster, namespace, name, run)
+        case = Case(cluster, namespace, name, run, operator, mirror)
+        try:
+            yield case
+        finally:
+            mirror.stop()
+            operator.stop()
+            print(f"--- operator log ---\n{operator.log()[-4000:]}")
+            print(f"--- master log ---\n{run.master_log()[-2500:]}")
+
+
+def master_state(run: LocustRun) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{run.web_port}/stats/requests", timeout=2) as response:
+            state = json.load(response).get("state")
+            return str(state) if state else None
+    except (OSError, ValueError):
+        return None
+
+
+def final_requests(run: LocustRun) -> int:
+    """The request count Locust printed when it exited (its own final Aggregated row)."""
+    rows = [line.split() for line in run.master_log().splitlines() if line.strip().startswith("Aggregated")]
+    return int(rows[-1][-1])
+
+
+def test_a_passing_run_keeps_its_results_after_the_jobs_are_gone(
+        cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    thresholds = {"maxFailRatio": "0.01", "responseTimeMs": {"p95": 2000},
+                  "perRequest": [{"name": "health", "method": "GET", "maxFailRatio": "0"}]}
+    with real_test(cluster, namespace, tmp_path, "pass", spec={
+            "thresholds": thresholds, "cleanup": {"ttlSecondsAfterFinished": 0}}) as case:
+        case.wait_phase("Running")
+        running = case.wait_status(lambda s: float(s.get("locust", {}).get("totalRps", "0")) > 0,
+                                   "live RPS", timeout=60)
+        during = case.get_columns()
+        status = case.wait_phase("Succeeded", "Failed")
+        after = case.get_columns("-o", "wide")
+        # The TTL controller removes the finished Jobs; the results stay.
+        cluster.wait_for(lambda: not cluster.kubectl_json("-n", namespace, "get", "jobs")["items"],
+                         timeout=60, what="Jobs removed by their TTL")
+        configmap = case.configmap()
+        final = final_requests(case.run)
+    print(f"kubectl get lotest during the run:\n{during}\nafter it:\n{after}")
+    assert running["locust"]["userCount"] > 0
+    assert (status["phase"], status["verdict"]) == ("Succeeded", "TestSucceeded")
+    result = status["result"]
+    assert result["source"] == "MasterApi"
+    assert result["requests"] == final > 0  # every request Locust counted, the last report included
+    assert (result["failures"], result["workers"], result["users"]) == (0, 2, 4)
+    assert result["thresholds"] == {"passed": True, "breaches": []}
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert (conditions["Finished"]["status"], conditions["Finished"]["reason"]) == ("True", "TestSucceeded")
+    # kubectl get shows the verdict and the final numbers after the run.
+    header, row = after.splitlines()[:2]
+    assert header.split()[:9] == ["NAME", "PHASE", "WORKERS", "CONNECTED", "USERS", "RPS", "FAIL", "%",
+                                  "VERDICT"]
+    assert row.split()[1:5] == ["Succeeded", "2", "2", "4"] and "TestSucceeded" in row
+    # The ConfigMap outlives the Jobs: Locust's own report and per-request CSV.
+    assert status["result"]["report"]["configMap"] == "pass-results"
+    html = kept(configmap, "report.html")
+    assert "health" in html and "Locust" in html
+    csv = kept(configmap, "requests.csv")
+    assert csv.splitlines()[-1].split(",")[1:3] == ["Aggregated", str(final)]
+    assert json.loads(kept(configmap, "result.json"))["result"]["requests"] == final
+    assert configmap["metadata"]["ownerReferences"][0]["name"] == "pass"
+    # ... and goes away with the test.
+    cluster.kubectl("-n", namespace, "delete", "locusttest", "pass", "--wait=true")
+    cluster.wait_for(lambda: cluster.kubectl("-n", namespace, "get", "configmap", "pass-results",
+                                             check=False).returncode != 0,
+                     timeout=60, what="results ConfigMap collected with its test")
+
+
+@pytest.mark.parametrize(("name", "target", "thresholds", "phase", "verdict", "words"), [
+    ("p95", {"latency_ms": 40}, {"responseTimeMs": {"p95": 10}}, "Failed", "ThresholdsBreached",
+     "ms > 10 ms"),
+    ("failratio", {"fail_every": 4}, {"maxFailRatio": "0.05"}, "Failed", "ThresholdsBreached",
+     "fail ratio 0.2"),
+    # Locust exits 1 on any failed request; thresholds that allow them decide instead.
+    ("tolerated", {"fail_every": 4}, {"maxFailRatio": "0.5"}, "Succeeded", "TestSucceeded",
+     "all thresholds passed"),
+    ("errors", {"fail_every": 4}, None, "Failed", "LocustErrors", "Locust reported errors (exit code 1)"),
+])
+def test_verdicts_of_real_runs(cluster: Cluster, namespace: str, tmp_path: Path, name: str,
+                               target: dict[str, int], thresholds: dict[str, Any] | None, phase: str,
+                               verdict: str, words: str) -> None:
+    spec = {"thresholds": thresholds} if thresholds else {}
+    with real_test(cluster, namespace, tmp_path, name, spec=spec, **target) as case:  # type: ignore[arg-type]
+        status = case.wait_phase("Succeeded", "Failed")
+        events = cluster.kubectl_json("-n", namespace, "get", "events", "--field-selector",
+                                      f"involvedObject.name={name},involvedObject.kind=LocustTest")["items"]
+    assert (status["phase"], status["verdict"]) == (phase, verdict)
+    completed = next(c for c in status["conditions"] if c["type"] == "TestCompleted")
+    assert words in completed["message"]
+    assert status["result"]["requests"] > 0
+    if phase == "Failed":
+        assert any(e["reason"] == "TestFailed" and verdict in e["message"] for e in events)
+
+
+def test_workers_that_never_connect(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    with real_test(cluster, namespace, tmp_path, "lonely", started_workers=0, worker_timeout=6) as case:
+        running = case.wait_status(lambda s: "locust" in s, "stats read", timeout=60)
+        status = case.wait_phase("Succeeded", "Failed")
+    assert running["locust"]["workerCount"] == 0
+    assert case.mirror.mirrored and set(case.mirror.mirrored.values()) == {1}
+    assert (status["phase"], status["verdict"]) == ("Failed", "WorkersNotConnected")
+    assert "no worker connected to the master during the run (2 expected)" in \
+        next(c for c in status["conditions"] if c["type"] == "TestCompleted")["message"]
+
+
+def test_abort_mid_run_keeps_the_results_so_far(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    with real_test(cluster, namespace, tmp_path, "stopme", run_time="120s") as case:
+        case.wait_status(lambda s: float(s.get("locust", {}).get("totalRps", "0")) > 0,
+                         "requests under way", timeout=60)
+        cluster.kubectl("-n", namespace, "annotate", "locusttest", "stopme", "locust.io/abort=true")
+        status = case.wait_phase("Succeeded", "Failed", timeout=60)
+        def ended_jobs() -> list[dict[str, Any]] | None:
+            jobs: list[dict[str, Any]] = cluster.kubectl_json("-n", namespace, "get", "jobs")["items"]
+            failed = [j for j in jobs if any(c["type"] == "Failed" and c["status"] == "True"
+                                             for c in j["status"].get("conditions", []))]
+            return jobs if jobs and failed == jobs else None
+
+        jobs = cluster.wait_for(ended_jobs, timeout=60, what="both Jobs ended by their deadline")
+        state = master_state(case.run)
+    assert (status["phase"], status["verdict"]) == ("Failed", "Aborted")
+    assert status["result"]["requests"] > 0 and status["result"]["source"] == "MasterApi"
+    assert state == "stopped"  # the operator asked the real master to stop
+    assert {j["spec"]["activeDeadlineSeconds"] for j in jobs} == {1}
+    assert len(jobs) == 2
+
+
+def test_operator_killed_in_the_last_seconds_still_keeps_complete_results(
+        cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    with real_test(cluster, namespace, tmp_path, "restart", run_time="8s", autoquit=10) as case:
+        case.wait_phase("Running")
+        time.sleep(5)  # the run ends ~8 s after it started
+        case.operator.kill()
+        # Down until the run has stopped (the master then waits `autoquit` seconds).
+        cluster.wait_for(lambda: master_state(case.run) == "stopped", timeout=30, what="run stopped")
+        case.operator.start()
+        status = case.wait_phase("Succeeded", "Failed")
+        final = final_requests(case.run)
+    assert (status["phase"], status["verdict"]) == ("Succeeded", "TestSucceeded")
+    assert status["result"]["requests"] == final > 0
