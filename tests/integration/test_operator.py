@@ -175,10 +175,12 @@ def test_full_lifecycle(cluster: Cluster, namespace: str, operator: OperatorProc
     assert "LocustTest created: 'minimal'" in operator.log()
 
     table = cluster.kubectl("-n", namespace, "get", "lotest", "minimal").stdout
-    assert table.split()[:5] == ["NAME", "PHASE", "WORKERS", "CONNECTED", "AGE"]
+    assert table.splitlines()[0].split() == ["NAME", "PHASE", "WORKERS", "CONNECTED", "USERS", "RPS",
+                                             "FAIL", "%", "AGE"]
     assert "Succeeded" in table
     wide = cluster.kubectl("-n", namespace, "get", "lotest", "minimal", "-o", "wide").stdout
     assert "IMAGE" in wide and "locustio/locust:2.43.3" in wide
+    assert "VERDICT" in wide and "TestSucceeded" in wide
 
     # No write storms: every write the operator sent during the whole lifecycle.
     writes = operator.metric("locust_operator_api_writes_total")
