@@ -7,8 +7,9 @@ test session with its own ``CLUSTER_DIR`` (``.cluster/pytest-<pid>``) and
 skipped silently.
 
 Set ``LOCUST_OPERATOR_REUSE_CLUSTER=1`` to use an already running cluster
-instead (``KUBECONFIG`` if set, else the default ``.cluster/kubeconfig`` from
-``scripts/cluster up``); it is then neither started nor stopped.
+instead (``KUBECONFIG`` if set, else ``$CLUSTER_DIR/kubeconfig``, by default
+``.cluster/kubeconfig`` from ``scripts/cluster up``); it is then neither
+started nor stopped.
 
 Every test under ``tests/integration`` is marked ``integration``, so
 ``pytest -m "not integration"`` deselects them.
@@ -25,6 +26,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -105,6 +107,45 @@ class Cluster:
     def helm(self, *args: str, check: bool = True, timeout: float = 300):
         return self.run(str(self.bin_dir / "helm"), *args, check=check, timeout=timeout)
 
+    def serve_pod_log(self, namespace: str, pod: str, container: str, path: Path | str) -> Path:
+        """Make ``kubectl logs POD -c CONTAINER`` return the content of the text file ``path``.
+
+        kwok, standing in for the kubelet, reads container-runtime (CRI) log
+        files ("<time> stdout F <line>"), so this writes such a copy of ``path``
+        beside it (``<path>.cri``, returned) and points the pod's kwok ``Logs``
+        object (named like the pod) at it, keeping other containers' entries.
+        Returns once the API server serves it (the pod must be scheduled).
+        See docs/local-cluster.md, "Pod logs".
+        """
+        src = Path(path).resolve()
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+        *lines, last = src.read_bytes().split(b"\n")
+        cri = b"".join(stamp + b" stdout F " + line + b"\n" for line in lines)
+        if last:  # no final newline: a partial ("P") entry, served without one
+            cri += stamp + b" stdout P " + last + b"\n"
+        cri_path = src.with_name(src.name + ".cri")
+        cri_path.write_bytes(cri)
+
+        kind = "logs.kwok.x-k8s.io"
+        found = self.kubectl("-n", namespace, "get", kind, pod, "-o", "json", "--ignore-not-found").stdout
+        logs = json.loads(found)["spec"]["logs"] if found else []
+        logs = [entry for entry in logs if entry.get("containers") != [container]]
+        logs.append({"containers": [container], "logsFile": str(cri_path)})
+        obj = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "Logs",
+            "metadata": {"name": pod, "namespace": namespace},
+            "spec": {"logs": logs},
+        }
+        self.kubectl("apply", "-f", "-", input=json.dumps(obj))
+        # kwok learns of the object through a watch: wait until it serves this file.
+        self.wait_for(
+            lambda: self.kubectl("-n", namespace, "logs", pod, "-c", container).stdout == src.read_text(),
+            timeout=30,
+            what=f"kwok to serve {src} as the log of {namespace}/{pod} container {container}",
+        )
+        return cri_path
+
     @staticmethod
     def wait_for(
         fn: Callable[[], T],
@@ -169,7 +210,8 @@ def cluster() -> Iterator[Cluster]:
     bin_dir = Path(_script("bin-dir", env=base_env, capture=True).stdout.strip())
 
     if os.environ.get("LOCUST_OPERATOR_REUSE_CLUSTER") == "1":
-        kubeconfig = Path(os.environ.get("KUBECONFIG") or REPO_ROOT / ".cluster" / "kubeconfig")
+        default_dir = Path(os.environ.get("CLUSTER_DIR") or REPO_ROOT / ".cluster")
+        kubeconfig = Path(os.environ.get("KUBECONFIG") or default_dir / "kubeconfig")
         if not kubeconfig.is_file():
             pytest.fail(
                 f"LOCUST_OPERATOR_REUSE_CLUSTER=1 but {kubeconfig} does not exist; "

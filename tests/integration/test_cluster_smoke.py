@@ -269,3 +269,48 @@ def test_api_client_fixture(api, namespace):
 
     names = [ns.metadata.name for ns in client.CoreV1Api(api).list_namespace().items]
     assert namespace in names
+
+
+def test_kubectl_logs_serves_a_chosen_file(cluster, namespace, tmp_path: Path):
+    """kwok serves a test's file as a container's log (pods/log subresource),
+    before and after the pod has terminated; see Cluster.serve_pod_log."""
+    job = json.loads(job_manifest("logs"))
+    job["spec"]["template"]["spec"]["containers"] = [
+        {"name": "master", "image": "locustio/locust:2.37.0"},
+        {"name": "sidecar", "image": "busybox:1.36"},
+    ]
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(job))
+    (pod,) = cluster.wait_for(
+        lambda: [p for p in job_pods(cluster, namespace, "logs") if p["spec"].get("nodeName")],
+        timeout=180,
+        what="the pod of Job logs to be scheduled",
+    )
+    name = pod["metadata"]["name"]
+    master = "[2026-01-01 00:00:00,000] master/INFO/locust.main: starting\n" + json.dumps(
+        {"stats": [{"name": "/", "num_requests": 10, "num_failures": 0}]}, indent=2
+    ) + "\n"
+    sidecar = "first line\nlast line without a newline"
+    (tmp_path / "master.log").write_text(master)
+    (tmp_path / "sidecar.log").write_text(sidecar)
+    cluster.serve_pod_log(namespace, name, "master", tmp_path / "master.log")
+    cluster.serve_pod_log(namespace, name, "sidecar", tmp_path / "sidecar.log")
+
+    def logs(*args: str) -> str:
+        return cluster.kubectl("-n", namespace, "logs", name, *args).stdout
+
+    assert logs("-c", "master") == master
+    assert logs("-c", "sidecar") == sidecar
+    assert logs("-c", "master", "--tail=2") == "".join(master.splitlines(keepends=True)[-2:])
+    assert logs("-c", "master", "--limit-bytes=10") == master[:10]
+    assert logs("-c", "sidecar", "--tail=1") == "last line without a newline"
+
+    # kwok moves the Job's pod to Succeeded (KWOK_POD_COMPLETE_DELAY); the log stays.
+    cluster.wait_for(
+        lambda: job_condition(cluster, namespace, "logs", "Complete"),
+        timeout=180,
+        what="Job logs to be Complete",
+    )
+    assert cluster.kubectl_json("-n", namespace, "get", "pod", name)["status"]["phase"] == "Succeeded"
+    assert logs("-c", "master") == master
+    path = f"/api/v1/namespaces/{namespace}/pods/{name}/log?container=master&limitBytes=20"
+    assert cluster.kubectl("get", "--raw", path).stdout == master[:20]

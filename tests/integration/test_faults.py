@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 from benchmarks import faults
 
-from tests.integration.conftest import REPO_ROOT, Cluster
+from tests.integration.conftest import Cluster
 from tests.integration.operator_process import install_crd
 
 
 @pytest.fixture(autouse=True)
 def cluster_env(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     install_crd(cluster)
-    env = {**cluster.env, "CLUSTER_DIR": str(cluster.cluster_dir or REPO_ROOT / ".cluster")}
+    # The reused cluster's state dir holds its kubeconfig (scripts/cluster up).
+    env = {**cluster.env, "CLUSTER_DIR": str(cluster.cluster_dir or cluster.kubeconfig.parent)}
     for key in ("KUBECONFIG", "PATH", "CLUSTER_DIR"):
         monkeypatch.setenv(key, env[key])
     return env
