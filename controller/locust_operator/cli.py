@@ -1,11 +1,13 @@
-"""The `locust-operator` command line: run, render, migrate."""
+"""The `locust-operator` command line: run, render, migrate, and wait and report for CI."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
-from collections.abc import Iterator
-from typing import IO, Any
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 import yaml
@@ -17,9 +19,18 @@ from locust_operator.migrate import MigrationError, migrate_v1
 from locust_operator.render import RenderError, render
 from locust_operator.validation import InvalidLocustTest
 
+if TYPE_CHECKING:
+    from locust_operator.kube_api import KubeApi
+
+T = TypeVar("T")
+
 
 class _Failed(Exception):
-    """Problems were printed; exit non-zero."""
+    """Problems were printed; exit non-zero (1 unless said otherwise)."""
+
+    def __init__(self, code: int = 1) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 def _read_documents(stream: IO[bytes], source: str) -> Iterator[tuple[str, Any]]:
@@ -177,11 +188,144 @@ def run_command(config_path: str | None, namespaces: tuple[str, ...], all_namesp
                    verbose=verbose)
 
 
+_namespace = click.option("-n", "--namespace",
+                          help="Namespace of the test; default: the kubeconfig context's namespace.")
+
+
+def _connect(command: str, namespace: str | None) -> tuple[KubeApi, str]:
+    """The API client and namespace; without usable credentials, one line and exit 2."""
+    from locust_operator.cluster import ClusterError, connect
+
+    try:
+        return connect(namespace)
+    except ClusterError as exc:
+        click.echo(f"{command}: {exc}", err=True)
+        raise _Failed(2) from None
+
+
+def _ask(name: str, conversation: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a conversation with the API server; its refusal or absence is one line and exit 2."""
+    import aiohttp
+
+    from locust_operator.kube_api import ApiError
+
+    try:
+        return asyncio.run(conversation())
+    except ApiError as exc:
+        if exc.status == 404:  # the collection itself (named objects' 404s are handled before)
+            message = "the cluster does not serve locusttests.locust.io/v2 (is the CRD installed?)"
+        else:
+            message = f"the API server refused: {exc}"
+    except (OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        message = f"cannot reach the API server: {exc or type(exc).__name__}"
+    click.echo(f"{name}: {message}", err=True)
+    raise _Failed(2)
+
+
+def _check_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from locust_operator.wait import parse_duration
+
+    if value is not None:
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@cli.command("wait")
+@click.argument("name")
+@_namespace
+@click.option("--timeout", metavar="DURATION", callback=_check_duration,
+              help="Give up after this long, e.g. 90s, 10m, 1h; default: wait as long as it takes.")
+def wait_command(name: str, namespace: str | None, timeout: str | None) -> None:
+    """Wait until the LocustTest NAME finishes, printing each phase change.
+
+    At the end it prints the verdict and the results. Exit 0 when the test
+    succeeded, 1 when it failed, 2 on timeout, when there is no such test, or
+    when the API server cannot be asked.
+    """
+    from locust_operator.summary import final_lines, phase
+    from locust_operator.wait import UNKNOWN, PhasePrinter, WaitError, exit_code, follow, parse_duration
+
+    api, namespace = _connect("wait", namespace)
+    printer = PhasePrinter(name, click.echo, lambda: time.strftime("%H:%M:%S"))
+    seconds = None if timeout is None else parse_duration(timeout)
+
+    async def follow_until_timeout() -> dict[str, Any] | None:
+        deadline = asyncio.timeout(seconds)
+        try:
+            async with deadline:
+                return await follow(api, namespace, name, printer)
+        except TimeoutError:
+            if deadline.expired():
+                return None
+            raise
+        finally:
+            await api.close()
+
+    try:
+        test = _ask(name, follow_until_timeout)
+    except WaitError as exc:
+        click.echo(str(exc), err=True)
+        raise _Failed(UNKNOWN) from None
+    if test is None:
+        state = phase(printer.last) or "without a status (is the operator running?)"
+        click.echo(f"{name}: timed out after {timeout}, still {state}", err=True)
+        raise _Failed(UNKNOWN)
+    for line in final_lines(name, namespace, test):
+        click.echo(line)
+    code = exit_code(test)
+    if code:
+        raise _Failed(code)
+
+
+@cli.command("report")
+@click.argument("name")
+@_namespace
+@click.option("-o", "--output", type=click.Choice(["html", "json", "csv"]), default="html",
+              show_default=True, help="report.html, result.json or requests.csv of the results ConfigMap.")
+@click.option("--file", "path", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
+def report_command(name: str, namespace: str | None, output: str, path: str | None) -> None:
+    """Print the results the finished LocustTest NAME kept.
+
+    They are read from the test's results ConfigMap (gzipped keys are unzipped).
+    Exit 1 when the test, the ConfigMap or the format asked for is missing, 2
+    when the API server cannot be asked.
+    """
+    from pathlib import Path
+
+    from locust_operator.report import ReportError, fetch
+
+    api, namespace = _connect("report", namespace)
+
+    async def fetch_and_close() -> bytes:
+        try:
+            return await fetch(api, namespace, name, output)
+        finally:
+            await api.close()
+
+    try:
+        content = _ask(name, fetch_and_close)
+    except ReportError as exc:
+        click.echo(str(exc), err=True)
+        raise _Failed() from None
+    if path is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        Path(path).write_bytes(content)
+    except OSError as exc:
+        click.echo(f"{path}: cannot write: {exc.strerror or exc}", err=True)
+        raise _Failed() from None
+
+
 def main() -> None:
     try:
         cli.main(prog_name="locust-operator", standalone_mode=False)
-    except _Failed:
-        sys.exit(1)
+    except _Failed as exc:
+        sys.exit(exc.code)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:

@@ -1,0 +1,143 @@
+"""`locust-operator wait`: follow one LocustTest until it succeeds or fails.
+
+The test is listed (by name), then watched from the list's resourceVersion as
+Kubernetes clients do; when the watch ends (the server's timeout, a dropped
+connection, 410 Gone) the test is listed again, so a missed event cannot leave
+the command waiting for a phase that was already reached. Once the test was
+listed, connection errors and the API server's 5xx/429 answers are retried
+for about a minute; anything else ends the wait with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
+
+import aiohttp
+
+from locust_operator.cluster import tests_path
+from locust_operator.kube_api import ApiError, backoff
+from locust_operator.summary import TERMINAL, phase, phase_line
+
+Object = dict[str, Any]
+
+# Exit codes: the test succeeded, the test failed, the wait could not tell.
+SUCCEEDED, FAILED, UNKNOWN = 0, 1, 2
+# Consecutive failed attempts to reach the API server (about a minute), then give up.
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 10.0, 15.0, 15.0)
+WATCH_SECONDS = 300  # the server ends each watch after this; the test is listed again
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+class WaitError(Exception):
+    """The wait cannot go on (the message is one line for the user)."""
+
+
+class Streams(Protocol):
+    """What the wait needs from the API client (kube_api.KubeApi)."""
+
+    async def get_json(self, path: str) -> Object: ...
+
+    def stream_lines(self, path: str) -> AsyncIterator[bytes]: ...
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like kubectl's: 90s, 10m, 1h, 1h30m, 1.5h, 500ms (0 alone is 0)."""
+    cleaned = text.strip()
+    if cleaned == "0":
+        return 0.0
+    if not cleaned or _DURATION.sub("", cleaned):
+        raise ValueError(f"{text!r} is not a duration: use e.g. 90s, 10m, 1h or 1h30m")
+    return sum(float(number) * _UNITS[unit] for number, unit in _DURATION.findall(cleaned))
+
+
+def exit_code(test: Mapping[str, Any]) -> int:
+    """0 when the test succeeded, 1 when it failed, 2 while it has not finished."""
+    return {"Succeeded": SUCCEEDED, "Failed": FAILED}.get(phase(test), UNKNOWN)
+
+
+def _retriable(exc: Exception) -> bool:
+    if isinstance(exc, ApiError):
+        return exc.status >= 500 or exc.status == 429
+    return isinstance(exc, OSError | aiohttp.ClientError | TimeoutError | ValueError)
+
+
+class _Relist(Exception):
+    """The watch's resourceVersion expired (410 Gone)."""
+
+
+async def follow(api: Streams, namespace: str, name: str, seen: Callable[[Object], None],
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> Object:
+    """Call `seen` with every state of the test observed, until one is terminal; return that one.
+
+    Raises WaitError when the test does not exist or is deleted, ApiError when
+    the API server refuses (e.g. 403), and the connection error when the first
+    list fails or, after that, once the retries are spent.
+    """
+    path = f"{tests_path(namespace)}?fieldSelector=metadata.name%3D{name}"
+    failures = 0
+    listed_once = False  # the first list fails at once: a wrong server or namespace is not a blip
+    while True:
+        try:
+            listed = await api.get_json(path)
+            failures, listed_once = 0, True
+            items = listed.get("items") or []
+            if not items:
+                raise WaitError(f"{name}: no LocustTest {name} in namespace {namespace}")
+            test: Object = items[0]
+            seen(test)
+            if phase(test) in TERMINAL:
+                return test
+            version = str((listed.get("metadata") or {}).get("resourceVersion", ""))
+            watched = await _watch(api, f"{path}&watch=1&allowWatchBookmarks=true&resourceVersion="
+                                   f"{version}&timeoutSeconds={WATCH_SECONDS}", name, seen)
+            if watched is not None:
+                return watched
+        except _Relist:
+            continue
+        except (ApiError, OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            if not listed_once or not _retriable(exc) or failures >= len(retry_delays):
+                raise
+            await asyncio.sleep(backoff(retry_delays, failures))
+            failures += 1
+
+
+async def _watch(api: Streams, path: str, name: str, seen: Callable[[Object], None]) -> Object | None:
+    """The terminal state if the watch saw one, else None when the server ended the watch."""
+    async for line in api.stream_lines(path):
+        event = json.loads(line)
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise _Relist()
+            raise ApiError(int(obj.get("code") or 500), str(obj.get("message", "")))
+        if kind == "BOOKMARK":
+            continue
+        if kind == "DELETED":
+            raise WaitError(f"{name}: deleted before it finished")
+        seen(obj)
+        if phase(obj) in TERMINAL:
+            return obj
+    return None
+
+
+class PhasePrinter:
+    """Prints a line whenever the phase changes (the first state seen counts as a change)."""
+
+    def __init__(self, name: str, echo: Callable[[str], None], clock: Callable[[], str]) -> None:
+        self.name = name
+        self.last: Object = {}
+        self._echo = echo
+        self._clock = clock
+        self._phase: str | None = None
+
+    def __call__(self, test: Object) -> None:
+        self.last = test
+        if phase(test) != self._phase:
+            self._phase = phase(test)
+            self._echo(phase_line(self.name, test, self._clock()))
