@@ -4,8 +4,9 @@ kwok runs the test's pods, and a real Locust master with real workers runs on
 loopback with the args `render` gives them (tests/locust/real_locust.py),
 loading a local HTTP target with a chosen latency and error rate. The
 controller reads that master (statsUrlTemplate points at it). kwok has no
-kubelet: when the real master exits, `ExitMirror` writes its exit code into the
-master pod's status, as a kubelet would, and the Job controller does the rest.
+kubelet: when the real master exits, `ExitMirror` does the kubelet's part: it
+serves the real master's output as the pod's log (kwok `Logs`) and writes the
+exit code into the pod's status; the Job controller does the rest.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -76,6 +79,9 @@ class ExitMirror:
             if code is None:
                 continue
             for pod in self._pods("master"):
+                self.cluster.serve_pod_log(self.namespace, pod["metadata"]["name"],
+                                           pod["spec"]["containers"][0]["name"],
+                                           self.run.logs / "master.log")
                 self.terminate(pod, code)
             for pod in self._pods("worker"):
                 self.terminate(pod, 0)
@@ -171,6 +177,11 @@ def master_state(run: LocustRun) -> str | None:
         return None
 
 
+def cli(cluster: Cluster, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "locust_operator", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=cluster.env)
+
+
 def final_requests(run: LocustRun) -> int:
     """The request count Locust printed when it exited (its own final Aggregated row)."""
     rows = [line.split() for line in run.master_log().splitlines() if line.strip().startswith("Aggregated")]
@@ -194,6 +205,10 @@ def test_a_passing_run_keeps_its_results_after_the_jobs_are_gone(
                          timeout=60, what="Jobs removed by their TTL")
         configmap = case.configmap()
         final = final_requests(case.run)
+        html_file = tmp_path / "report.html"
+        report = subprocess.run([sys.executable, "-m", "locust_operator", "report", "pass", "-n", namespace,
+                                 "-o", "html", "--file", str(html_file)], env=cluster.env, text=True,
+                                capture_output=True, check=False, timeout=60)
     print(f"kubectl get lotest during the run:\n{during}\nafter it:\n{after}")
     assert running["locust"]["userCount"] > 0
     assert (status["phase"], status["verdict"]) == ("Succeeded", "TestSucceeded")
@@ -213,6 +228,8 @@ def test_a_passing_run_keeps_its_results_after_the_jobs_are_gone(
     assert status["result"]["report"]["configMap"] == "pass-results"
     html = kept(configmap, "report.html")
     assert "health" in html and "Locust" in html
+    assert report.returncode == 0, report.stderr
+    assert html_file.read_text() == html  # `report -o html` writes Locust's own report
     csv = kept(configmap, "requests.csv")
     assert csv.splitlines()[-1].split(",")[1:3] == ["Aggregated", str(final)]
     assert json.loads(kept(configmap, "result.json"))["result"]["requests"] == final
@@ -239,7 +256,9 @@ def test_verdicts_of_real_runs(cluster: Cluster, namespace: str, tmp_path: Path,
                                verdict: str, words: str) -> None:
     spec = {"thresholds": thresholds} if thresholds else {}
     with real_test(cluster, namespace, tmp_path, name, spec=spec, **target) as case:  # type: ignore[arg-type]
+        waiting = cli(cluster, "wait", name, "-n", namespace, "--timeout", "120s")
         status = case.wait_phase("Succeeded", "Failed")
+        output, _ = waiting.communicate(timeout=60)
         events = cluster.kubectl_json("-n", namespace, "get", "events", "--field-selector",
                                       f"involvedObject.name={name},involvedObject.kind=LocustTest")["items"]
     assert (status["phase"], status["verdict"]) == (phase, verdict)
@@ -248,6 +267,11 @@ def test_verdicts_of_real_runs(cluster: Cluster, namespace: str, tmp_path: Path,
     assert status["result"]["requests"] > 0
     if phase == "Failed":
         assert any(e["reason"] == "TestFailed" and verdict in e["message"] for e in events)
+    # The CI step: exit 0 on a pass, 1 on a failure, with the verdict and the numbers.
+    print(output)
+    assert waiting.returncode == (0 if phase == "Succeeded" else 1), output
+    assert f"{name}: {phase}" in output and f"verdict: {verdict}" in output
+    assert str(status["result"]["requests"]) in output
 
 
 def test_workers_that_never_connect(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
@@ -296,3 +320,24 @@ def test_operator_killed_in_the_last_seconds_still_keeps_complete_results(
         final = final_requests(case.run)
     assert (status["phase"], status["verdict"]) == ("Succeeded", "TestSucceeded")
     assert status["result"]["requests"] == final > 0
+
+
+def test_results_come_from_the_masters_log_when_the_operator_was_down(
+        cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    """Down from before the run ended until after the master exited: the fallback path."""
+    with real_test(cluster, namespace, tmp_path, "fallback", run_time="6s", autoquit=1,
+                   spec={"thresholds": {"maxFailRatio": "0"}}) as case:
+        case.wait_status(lambda s: "locust" in s, "stats read", timeout=60)
+        case.operator.kill()
+        case.run.master.wait(timeout=60)
+        cluster.wait_for(lambda: case.mirror.mirrored, timeout=60, what="the master's exit mirrored")
+        case.operator.start()
+        status = case.wait_phase("Succeeded", "Failed")
+        configmap = case.configmap()
+        final = final_requests(case.run)
+    assert (status["phase"], status["verdict"]) == ("Succeeded", "TestSucceeded")
+    result = status["result"]
+    assert (result["source"], result["requests"]) == ("MasterLog", final)
+    assert result["thresholds"] == {"passed": True, "breaches": []}
+    assert "report.html" not in result["report"]["keys"]  # only the master's API serves it
+    assert kept(configmap, "requests.csv").splitlines()[-1].split(",")[1:3] == ["Aggregated", str(final)]

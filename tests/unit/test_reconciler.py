@@ -490,7 +490,8 @@ def test_a_finished_job_deleted_by_its_ttl_is_no_failure() -> None:
         # Complete and deleted (TTL 0) before the loop ran: only the deletion's last view tells.
         last_pod = PodView(job_uid="job-master", role="master", ready=False, problem=None,
                            name="demo-master-abc", exit_code=0)
-        last_job = JobView(uid="job-master", owner_uid=UID, role="master", status=COMPLETE, name="demo-master")
+        last_job = JobView(uid="job-master", owner_uid=UID, role="master", status=COMPLETE,
+                           name="demo-master")
         del world.jobs["master"]
         world.reconciler.child_deleted(KEY, "job-master", "Pod", last_pod)
         world.reconciler.child_deleted(KEY, UID, "master Job", last_job)
