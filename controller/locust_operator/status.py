@@ -221,6 +221,12 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
         connected, source = int(obs.locust["workerCount"]), " (as the Locust master reports)"
     if prev_phase in TERMINAL:
         connected = int(previous.get("connectedWorkers", 0))
+    elif phase in TERMINAL:
+        # Workers leave as the run ends: a finished test shows the most that were connected.
+        peaks = [v for v in ((previous.get("locust") or {}).get("maxWorkerCount"),
+                             (result or {}).get("workers"), previous.get("connectedWorkers"))
+                 if isinstance(v, int)]
+        connected = max([connected, *peaks])
     counts = f"{connected}/{obs.expected_workers} workers connected{source}"
     # Workers that finished with the test are not missing: keep what was seen during the run.
     workers_done = _job_state(obs.worker_job) in TERMINAL or _succeeded_pods(obs.worker_job) > 0

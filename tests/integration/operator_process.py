@@ -14,8 +14,11 @@ CRD = ROOT / "charts" / "locust-operator" / "crds" / "locusttests.locust.io.yaml
 
 def install_crd(cluster: Cluster) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/locusttests.locust.io")
+    # Not `kubectl wait`: it errors out when a new CRD has no conditions yet.
+    cluster.wait_for(lambda: cluster.kubectl(
+        "get", "crd/locusttests.locust.io", "-o",
+        "jsonpath={.status.conditions[?(@.type=='Established')].status}").stdout == "True",
+        timeout=60, what="the LocustTest CRD established")
 
 
 class OperatorProcess(Operator):

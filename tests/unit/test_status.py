@@ -407,4 +407,5 @@ def test_locust_keeps_peaks_and_shows_the_final_numbers_once_ended() -> None:
     done = derive_status(second, obs(**{**CREATED, "master_job": job(complete=True),
                                         "result": _result(failures=2)})).status
     assert done["locust"]["userCount"] == 8
+    assert done["connectedWorkers"] == 2  # the most connected, not the 0 after the workers left
     assert (done["locust"]["totalRps"], done["locust"]["failPercent"]) == ("10", "2.00")
