@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,7 @@ def _structural(node: Any, defs: dict[str, Any], seen: tuple[str, ...]) -> Any:
         elif name in _OPAQUE_OBJECT or name in seen:
             out = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         else:
-            out = _structural(defs[name], defs, (*seen, name))
+            out = apply_rules(name, _structural(defs[name], defs, (*seen, name)))
         if "description" in node:
             out = {"description": node["description"], **out}
         return out
@@ -84,6 +86,289 @@ def _structural(node: Any, defs: dict[str, Any], seen: tuple[str, ...]) -> Any:
     return out
 
 
+# --- Rules of the API server for core types -----------------------------------
+# The API server validates a Job's pod template with Go code, not with the
+# OpenAPI schema, so the expanded types carry none of those rules.  RULES says
+# which rule kind applies where; RULE_KINDS says what each kind adds to the
+# schema (bounds, enums, CEL).  A row's scope is a core definition (the rule
+# goes wherever that type is inlined) or LOCUST_TEST (a path in the CRD's own
+# schema).  Paths: `a.b` properties, `a[]` array items, `a{}` map values, ""
+# the node itself.  CEL cost: every string a rule scans has a maxLength and
+# every list or map a rule iterates a maxItems/maxProperties, or the API
+# server refuses the CRD as too expensive.
+LOCUST_TEST = "LocustTest"
+_CORE = "io.k8s.api.core.v1."
+_META = "io.k8s.apimachinery.pkg.apis.meta.v1."
+
+LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+SUBDOMAIN = rf"{LABEL}(\\.{LABEL})*"
+# A qualified name's prefix is a DNS subdomain (annotation keys are lowercased
+# first, hence A-Z); its name part is at most 63 characters.
+_QUALIFIED_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+QUALIFIED = rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_QUALIFIED_NAME}$"
+ANNOTATION_KEY = (rf"^([a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*/)?"
+                  rf"{_QUALIFIED_NAME}$")
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+# The API server's cap on one object's annotations (keys plus values, bytes).
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+_NON_NEGATIVE_QUANTITY = ("type(self) == int ? self >= 0 : "
+                          "isQuantity(self) && !quantity(self).isLessThan(quantity('0'))")
+# Bounds given to the unbounded lists and maps above a rule, so that the API
+# server's cost estimator accepts the CRD (nested lists multiply the cost).
+DEFAULT_MAX_ITEMS = 8
+DEFAULT_MAX_PROPERTIES = 64
+
+
+def _rule(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
+    out = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+def _with_rules(*rules: dict[str, Any], **schema: Any) -> dict[str, Any]:
+    return {**schema, "x-kubernetes-validations": list(rules)} if rules else schema
+
+
+def _dns_name(regex: str, max_length: int, what: str, allow_empty: bool = False) -> dict[str, Any]:
+    rule = f"self.matches('^{regex}$')"
+    return _with_rules(_rule(f"self == '' || {rule}" if allow_empty else rule,
+                             f"must be {what}" + (" or empty" if allow_empty else "")),
+                       maxLength=max_length)
+
+
+def _string_map(keys: str, key_message: str, values: dict[str, Any]) -> dict[str, Any]:
+    return {"maxProperties": 64, "additionalProperties": values,
+            "x-kubernetes-validations": [_rule(f"self.all(k, size(k) <= 317 && k.matches('{keys}') && "
+                                               f"(!k.contains('/') || k.matches('^[^/]{{1,253}}/')))",
+                                               key_message)]}
+
+
+def _exactly_one(fields: list[str], what: str) -> dict[str, Any]:
+    count = " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields)
+    return _with_rules(_rule(f"{count} == 1", f"must specify exactly one {what}: {', '.join(fields)}"))
+
+
+def _enum(*values: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda node: {"enum": list(values)}
+
+
+_LABEL_MAP = _string_map(
+    QUALIFIED, "keys must be qualified names: an optional DNS subdomain prefix and '/', then at most "
+    "63 characters (alphanumeric, '-', '_' or '.', starting and ending with an alphanumeric)",
+    _with_rules(_rule(f"self.matches('{LABEL_VALUE}')",
+                      "label values must be at most 63 characters (alphanumeric, '-', '_' or '.', "
+                      "starting and ending with an alphanumeric), or empty"),
+                type="string", maxLength=63))
+_ANNOTATION_MAP = _string_map(
+    ANNOTATION_KEY, "keys must be qualified names: an optional DNS subdomain prefix and '/', then at "
+    "most 63 characters (alphanumeric, '-', '_' or '.', starting and ending with an alphanumeric)",
+    {"type": "string", "maxLength": MAX_ANNOTATIONS_BYTES})
+_ANNOTATION_MAP["x-kubernetes-validations"].append(_rule(
+    f"self.map(k, size(bytes(k)) + size(bytes(self[k]))).sum() <= {MAX_ANNOTATIONS_BYTES}",
+    f"annotations must total at most {MAX_ANNOTATIONS_BYTES} bytes (keys and values)"))
+
+# kind -> function(node as generated) -> patch merged into it.  A kind whose
+# name ends in "!" also makes the field required in its parent.
+RULE_KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "dns1123Label": lambda node: _dns_name(LABEL, 63, "a lowercase RFC 1123 label (a-z, 0-9 and '-', "
+                                           "at most 63 characters, alphanumeric at both ends)"),
+    "dns1123Subdomain": lambda node: _dns_name(
+        SUBDOMAIN, min(253, node.get("maxLength", 253)), "a lowercase RFC 1123 subdomain (a-z, 0-9, '-' and "
+        "'.', at most 253 characters, alphanumeric at both ends)"),
+    "dns1123SubdomainOrEmpty": lambda node: _dns_name(
+        SUBDOMAIN, min(253, node.get("maxLength", 253)), "a lowercase RFC 1123 subdomain", allow_empty=True),
+    "qualifiedName": lambda node: _with_rules(
+        _rule(f"size(self) <= 317 && self.matches('{QUALIFIED}') && "
+              f"(!self.contains('/') || self.matches('^[^/]{{1,253}}/'))",
+              "must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 "
+              "characters (alphanumeric, '-', '_' or '.', starting and ending with an alphanumeric)"),
+        maxLength=317),
+    "labelMap": lambda node: copy.deepcopy(_LABEL_MAP),
+    "annotationMap": lambda node: copy.deepcopy(_ANNOTATION_MAP),
+    "nonNegativeQuantity": lambda node: _with_rules(
+        _rule(_NON_NEGATIVE_QUANTITY, "must be a quantity (e.g. 500m, 1.5, 128Mi, 1e3) and not negative"),
+        maxLength=64),
+    "containerResourceList": lambda node: _with_rules(
+        _rule(f"self.all(k, k in {list(CONTAINER_RESOURCES)})",
+              f"resource names must be {', '.join(CONTAINER_RESOURCES)}"),
+        maxProperties=len(CONTAINER_RESOURCES)),
+    "requestsWithinLimits": lambda node: _with_rules(
+        _rule("!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || "
+              "!isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || "
+              "quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",
+              "each request must be less than or equal to its limit", ".requests"),
+        _rule("!has(self.claims) || size(self.claims) == 0",
+              "claims are not supported (the pods have no resourceClaims)", ".claims")),
+    "envVarName": lambda node: _with_rules(
+        _rule("self.matches('^[ -<>-~]+$')",
+              "must be printable ASCII characters other than '='"), maxLength=1024),
+    "configMapKey": lambda node: _with_rules(
+        _rule("self.matches('^[-._a-zA-Z0-9]+$') && self != '.' && !self.startsWith('..')",
+              "must be a config key: alphanumeric, '-', '_' or '.', not '.' and not starting with '..'"),
+        maxLength=253),
+    "envValueXorValueFrom": lambda node: _with_rules(
+        _rule("!has(self.valueFrom) || !has(self.value) || self.value == ''",
+              "value and valueFrom are mutually exclusive", ".valueFrom")),
+    "exactlyOneSource": lambda node: _exactly_one(
+        sorted(k for k in node["properties"] if k != "name"), "source"),
+    "toleration": lambda node: _with_rules(
+        _rule("has(self.key) && self.key != '' || has(self.operator) && self.operator == 'Exists'",
+              "operator must be Exists when key is empty (which means: all taints)", ".operator"),
+        _rule("!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+              "value must be empty when operator is Exists", ".value"),
+        _rule("!has(self.tolerationSeconds) || has(self.effect) && self.effect == 'NoExecute'",
+              "effect must be NoExecute when tolerationSeconds is set", ".effect"),
+        _rule("has(self.operator) && self.operator == 'Exists' || !has(self.value) || "
+              f"self.value.matches('{LABEL_VALUE}')",
+              "value must be a label value: at most 63 characters (alphanumeric, '-', '_' or '.', "
+              "starting and ending with an alphanumeric), or empty", ".value")),
+    "tolerationKey": lambda node: _with_rules(
+        _rule(f"self == '' || size(self) <= 317 && self.matches('{QUALIFIED}') && "
+              f"(!self.contains('/') || self.matches('^[^/]{{1,253}}/'))",
+              "must be a qualified name (like a label key) or empty"), maxLength=317),
+    "tolerationValue": lambda node: {"maxLength": 63},
+    "tolerationOperator": _enum("Equal", "Exists"),
+    "taintEffect": _enum("NoSchedule", "PreferNoSchedule", "NoExecute"),
+    "nodeSelectorOperator": _enum("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"),
+    "labelSelectorOperator": _enum("In", "NotIn", "Exists", "DoesNotExist"),
+    "seccompProfileType": _enum("RuntimeDefault", "Unconfined", "Localhost"),
+    "uniqueVolumeNames": lambda node: _with_rules(
+        _rule("self.all(a, self.exists_one(b, a.name == b.name))", "volume names must be unique")),
+    "uniqueSecretVolumes": lambda node: _with_rules(
+        _rule("self.all(a, self.exists_one(b, a.name.replace('.', '-') == b.name.replace('.', '-')))",
+              "secret names must stay unique with dots as dashes (the volume of Secret <name> is "
+              "'secret-<name with dots as dashes>')")),
+    "uniqueMountPaths": lambda node: _with_rules(
+        _rule("self.all(a, self.exists_one(b, a.mountPath == b.mountPath && (a.target == b.target || "
+              "a.target == 'both' || b.target == 'both')))",
+              "mountPath must be unique among the mounts of a container")),
+    "uniqueSecretMountPaths": lambda node: _with_rules(
+        _rule("self.all(a, self.exists_one(b, a.mountPath == b.mountPath))",
+              "mountPath must be unique among env.secretMounts")),
+    "distinctMountPaths": lambda node: _with_rules(
+        _rule("!has(self.volumeMounts) || !has(self.env) || !has(self.env.secretMounts) || "
+              "self.volumeMounts.all(m, self.env.secretMounts.all(s, s.mountPath != m.mountPath))",
+              "volumeMounts and env.secretMounts must not use the same mountPath", ".volumeMounts"),
+        _rule("!has(self.testFiles) || !has(self.testFiles.configMapRef) || "
+              "!has(self.testFiles.libConfigMapRef) || "
+              "self.testFiles.srcMountPath != self.testFiles.libMountPath",
+              "testFiles.srcMountPath and libMountPath must differ", ".testFiles.libMountPath")),
+    "serviceName": lambda node: _with_rules(
+        _rule("self.metadata.name.matches('^[a-z]')",
+              "must start with a letter: the master Service is named after it (an RFC 1035 label)",
+              ".metadata.name")),
+}
+
+# The one table: (scope, field path) -> rule kind.
+RULES: tuple[tuple[str, str, str], ...] = (
+    # Names the API server checks on the Job, or of objects that must exist.
+    (_CORE + "Volume", "name", "dns1123Label"),
+    (_CORE + "ConfigMapVolumeSource", "name", "dns1123Subdomain!"),
+    (_CORE + "SecretVolumeSource", "secretName", "dns1123Subdomain!"),
+    (_CORE + "ConfigMapKeySelector", "name", "dns1123Subdomain!"),
+    (_CORE + "SecretKeySelector", "name", "dns1123Subdomain!"),
+    (_CORE + "ConfigMapKeySelector", "key", "configMapKey"),
+    (_CORE + "SecretKeySelector", "key", "configMapKey"),
+    (LOCUST_TEST, "spec.imagePullSecrets[].name", "dns1123Subdomain!"),
+    (LOCUST_TEST, "spec.testFiles.configMapRef", "dns1123Subdomain"),
+    (LOCUST_TEST, "spec.testFiles.libConfigMapRef", "dns1123Subdomain"),
+    (LOCUST_TEST, "spec.env.configMapRefs[].name", "dns1123Subdomain"),
+    (LOCUST_TEST, "spec.env.secretRefs[].name", "dns1123Subdomain"),
+    (LOCUST_TEST, "spec.env.secretMounts[].name", "dns1123Subdomain"),
+    (LOCUST_TEST, "spec.scheduling.runtimeClassName", "dns1123SubdomainOrEmpty"),
+    (LOCUST_TEST, "", "serviceName"),
+    # Label and annotation maps, and keys that are label keys.
+    (LOCUST_TEST, "spec.master.labels", "labelMap"),
+    (LOCUST_TEST, "spec.worker.labels", "labelMap"),
+    (LOCUST_TEST, "spec.scheduling.nodeSelector", "labelMap"),
+    (_META + "LabelSelector", "matchLabels", "labelMap"),
+    (LOCUST_TEST, "spec.master.annotations", "annotationMap"),
+    (LOCUST_TEST, "spec.worker.annotations", "annotationMap"),
+    (_CORE + "NodeSelectorRequirement", "key", "qualifiedName"),
+    (_META + "LabelSelectorRequirement", "key", "qualifiedName"),
+    (_CORE + "PodAffinityTerm", "topologyKey", "qualifiedName"),
+    # Quantities and resources.
+    (_CORE + "ResourceRequirements", "limits", "containerResourceList"),
+    (_CORE + "ResourceRequirements", "requests", "containerResourceList"),
+    (_CORE + "ResourceRequirements", "limits{}", "nonNegativeQuantity"),
+    (_CORE + "ResourceRequirements", "requests{}", "nonNegativeQuantity"),
+    (_CORE + "ResourceRequirements", "", "requestsWithinLimits"),
+    (_CORE + "EmptyDirVolumeSource", "sizeLimit", "nonNegativeQuantity"),
+    # Enums.
+    (_CORE + "Toleration", "operator", "tolerationOperator"),
+    (_CORE + "Toleration", "effect", "taintEffect"),
+    (_CORE + "NodeSelectorRequirement", "operator", "nodeSelectorOperator"),
+    (_META + "LabelSelectorRequirement", "operator", "labelSelectorOperator"),
+    (_CORE + "SeccompProfile", "type", "seccompProfileType"),
+    # Tolerations.
+    (_CORE + "Toleration", "key", "tolerationKey"),
+    (_CORE + "Toleration", "value", "tolerationValue"),
+    (_CORE + "Toleration", "", "toleration"),
+    # Environment.
+    (_CORE + "EnvVar", "name", "envVarName"),
+    (LOCUST_TEST, "spec.env.configMapRefs[].prefix", "envVarName"),
+    (LOCUST_TEST, "spec.env.secretRefs[].prefix", "envVarName"),
+    (_CORE + "EnvVar", "", "envValueXorValueFrom"),
+    (_CORE + "EnvVarSource", "", "exactlyOneSource"),
+    # Volumes: one source each, unique names, derived names unique, one mount per path.
+    (_CORE + "Volume", "", "exactlyOneSource"),
+    (LOCUST_TEST, "spec.volumes", "uniqueVolumeNames"),
+    (LOCUST_TEST, "spec.env.secretMounts", "uniqueSecretVolumes"),
+    (LOCUST_TEST, "spec.volumeMounts", "uniqueMountPaths"),
+    (LOCUST_TEST, "spec.env.secretMounts", "uniqueSecretMountPaths"),
+    (LOCUST_TEST, "spec", "distinctMountPaths"),
+)
+
+
+def _node_at(root: dict[str, Any], path: str) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+    """(node at path, its parent object, its property name) of a generated schema."""
+    node, parent, name = root, None, ""
+    for part in filter(None, path.split(".")):
+        key, suffix = re.fullmatch(r"([^\[{]*)((?:\[\]|\{\})*)", part).groups()  # type: ignore[union-attr]
+        parent, name = node, key
+        node = node["properties"][key]
+        for marker in re.findall(r"\[\]|\{\}", suffix):
+            parent, name = None, ""
+            node = node["items"] if marker == "[]" else node["additionalProperties"]
+    return node, parent, name
+
+
+def apply_rules(scope: str, root: dict[str, Any]) -> dict[str, Any]:
+    """Add the table's rules for `scope` to `root`, a generated schema of that scope."""
+    for row_scope, path, kind in RULES:
+        if row_scope != scope:
+            continue
+        node, parent, name = _node_at(root, path)
+        patch = RULE_KINDS[kind.rstrip("!")](node)
+        rules = node.get("x-kubernetes-validations", []) + patch.pop("x-kubernetes-validations", [])
+        _merge(node, patch)
+        if rules:
+            node["x-kubernetes-validations"] = rules
+        if kind.endswith("!"):
+            assert parent is not None, f"{scope} {path}: only a property can be required"
+            parent["required"] = sorted({*parent.get("required", []), name})
+    return root
+
+
+def bound(node: Any) -> bool:
+    """Bound every list and map above a CEL rule; True if `node` holds a rule."""
+    if not isinstance(node, dict):
+        return False
+    has_rule = "x-kubernetes-validations" in node
+    for key in ("properties",):
+        for sub in node.get(key, {}).values():
+            has_rule = bound(sub) or has_rule
+    if bound(node.get("items")):
+        has_rule = True
+        node.setdefault("maxItems", DEFAULT_MAX_ITEMS)
+    if bound(node.get("additionalProperties")):
+        has_rule = True
+        node.setdefault("maxProperties", DEFAULT_MAX_PROPERTIES)
+    return has_rule
+
+
 def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     for key, value in patch.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -100,7 +385,7 @@ def expand(node: Any, defs: dict[str, Any]) -> Any:
         return node
     if "x-k8s-ref" in node:
         name = node["x-k8s-ref"]
-        schema = _structural(defs[name], defs, (name,))
+        schema = apply_rules(name, _structural(defs[name], defs, (name,)))
         schema = _merge(schema, node.get("x-k8s-patch", {}))
         extra = {k: v for k, v in node.items() if k not in ("x-k8s-ref", "x-k8s-patch")}
         return _merge(schema, extra)
@@ -115,6 +400,9 @@ class _NoAliases(yaml.SafeDumper):
 def generate() -> str:
     source = yaml.safe_load(SOURCE.read_text())
     crd = expand(source, _definitions())
+    for version in crd["spec"]["versions"]:
+        apply_rules(LOCUST_TEST, version["schema"]["openAPIV3Schema"])
+        bound(version["schema"]["openAPIV3Schema"])
     return HEADER + yaml.dump(crd, Dumper=_NoAliases, sort_keys=False, width=100)
 
 

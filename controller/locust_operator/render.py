@@ -116,6 +116,11 @@ def _env_from(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def secret_volume_name(secret: str) -> str:
+    """The volume of a mounted Secret: volume names are DNS labels, Secret names may have dots."""
+    return f"secret-{secret.replace('.', '-')}"
+
+
 def _volumes_and_mounts(
     spec: dict[str, Any], role: str, role_volume: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -129,7 +134,7 @@ def _volumes_and_mounts(
         volumes.append({"name": "locust-lib", "configMap": {"name": files["libConfigMapRef"]}})
         mounts.append({"name": "locust-lib", "mountPath": files["libMountPath"], "readOnly": True})
     for secret in spec.get("env", {}).get("secretMounts", []):
-        volume = f"secret-{secret['name']}"
+        volume = secret_volume_name(secret["name"])
         volumes.append({"name": volume, "secret": {"secretName": secret["name"]}})
         mounts.append({"name": volume, "mountPath": secret["mountPath"],
                        "readOnly": secret.get("readOnly", True)})
@@ -320,15 +325,22 @@ def render_validated(test: dict[str, Any], config: OperatorConfig) -> list[Manif
 def render(test: dict[str, Any], config: OperatorConfig) -> list[Manifest]:
     """Validate and default `test` like the API server, then render its objects.
 
-    Raises validation.InvalidLocustTest listing every problem.
+    Raises validation.InvalidLocustTest listing every problem, of the test or
+    of a rendered child the API server would refuse.
     """
     # Imported here: the controller renders tests the API server validated, and
     # never loads the schema validator and CEL compiler it does not need.
-    from locust_operator.validation import InvalidLocustTest, Problem, validated
+    from locust_operator.validation import InvalidLocustTest, Problem, child_problems, validated
 
     defaulted = validated(test)
     if not isinstance(defaulted.get("spec"), dict):
         # The CRD does not require spec, but there is nothing to run without one.
         raise InvalidLocustTest([Problem("spec", "required field is missing")])
-    return render_validated(defaulted, config)
+    objects = render_validated(defaulted, config)
+    # What the CRD cannot see: the children as rendered (operator labels and
+    # annotations added, names derived, override templates applied).
+    problems = child_problems(objects)
+    if problems:
+        raise InvalidLocustTest(problems)
+    return objects
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import decimal
 import functools
 import re
 from collections.abc import Iterator
@@ -31,6 +32,10 @@ MAX_ANNOTATIONS_BYTES = 256 * 1024
 # Where render finds annotations: the test's own, and those it puts on each role's pods.
 ANNOTATION_FIELDS = (("metadata", "annotations"), ("spec", "master", "annotations"),
                      ("spec", "worker", "annotations"))
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -149,12 +154,101 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return str(error.message)
 
 
-# Kubernetes' CEL string extension functions the CRD uses that cel-python lacks.
+# Kubernetes' CEL library functions the CRD uses that cel-python lacks.
 def _cel_replace(text: Any, old: Any, new: Any) -> Any:
     return celpy.celtypes.StringType(str(text).replace(str(old), str(new)))
 
 
-_CEL_FUNCTIONS = {"replace": _cel_replace}
+_DECIMAL_SUFFIXES = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+_MAX_INT64 = 2**63 - 1
+_NANO = decimal.Decimal("1e-9")
+
+
+def _split_quantity(text: str) -> tuple[bool, str, str, str, str] | None:
+    """(positive, value, numerator, denominator, suffix), as apimachinery's parseQuantityString."""
+    match = re.fullmatch(r"([+-]?)(0*)([0-9]*)(?:\.([0-9]*))?(.*)", text, re.DOTALL)
+    assert match is not None  # every part may be empty
+    sign, _, num, denom, rest = match.groups()
+    value = text[: len(text) - len(rest)]
+    if not rest:
+        return sign != "-", value, num or "0", denom or "", ""
+    # The suffix: letters of "eEinumkKMGTP", then an optional sign and digits.
+    suffix = re.fullmatch(r"[eEinumkKMGTP]*[+-]?[0-9]*", rest)
+    if suffix is None:
+        return None
+    return sign != "-", value, num or "0", denom or "", rest
+
+
+def parse_quantity(text: str) -> decimal.Decimal | None:
+    """The value of a Kubernetes quantity string, or None where resource.ParseQuantity fails."""
+    if text == "":
+        return None
+    if text == "0":
+        return decimal.Decimal(0)
+    parts = _split_quantity(text)
+    if parts is None:
+        return None
+    positive, value, num, denom, suffix = parts
+    base, binary = 10, False
+    if suffix in _DECIMAL_SUFFIXES:
+        exponent = _DECIMAL_SUFFIXES[suffix]
+    elif suffix in _BINARY_SUFFIXES:
+        base, binary, exponent = 2, True, _BINARY_SUFFIXES[suffix]
+    elif len(suffix) > 1 and suffix[0] in "eE" and re.fullmatch(r"[+-]?[0-9]+", suffix[1:]):
+        exponent = int(suffix[1:])
+        if not -(2**63) <= exponent < 2**63:
+            return None
+        exponent = (exponent + 2**31) % 2**32 - 2**31  # Go's int32() conversion
+    else:
+        return None
+    fast = (not binary and len(num) + len(denom) <= 18 and exponent - len(denom) >= -9) or (
+        binary and not denom and 15 - len(num) - int(exponent * 3 / 10) - 1 >= 0)
+    if not fast and not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)", value):
+        return None  # inf.Dec refuses what the fast path would have accepted
+    amount = decimal.Decimal(f"{num}.{denom or 0}")
+    with decimal.localcontext(decimal.Context(prec=1000, Emax=10**9, Emin=-(10**9))):
+        amount = amount * (decimal.Decimal(base) ** exponent)
+        if amount != 0:
+            amount = amount.quantize(_NANO, rounding=decimal.ROUND_UP) if amount.adjusted() < 400 else amount
+        if binary and amount > _MAX_INT64:
+            amount = decimal.Decimal(_MAX_INT64)
+        return amount if positive else -amount
+
+
+class CelQuantity:
+    """A `quantity(...)` value in CEL rules."""
+
+    def __init__(self, amount: decimal.Decimal) -> None:
+        self.amount = amount
+
+
+def _cel_is_quantity(text: Any) -> Any:
+    return celpy.celtypes.BoolType(isinstance(text, str) and parse_quantity(str(text)) is not None)
+
+
+def _cel_quantity(text: Any) -> Any:
+    amount = parse_quantity(str(text)) if isinstance(text, str) else None
+    if amount is None:
+        return CELEvalError(f"invalid quantity {text!r}")
+    return CelQuantity(amount)
+
+
+def _cel_compare_to(left: Any, right: Any) -> Any:
+    return celpy.celtypes.IntType((left.amount > right.amount) - (left.amount < right.amount))
+
+
+def _cel_is_less_than(left: Any, right: Any) -> Any:
+    return celpy.celtypes.BoolType(left.amount < right.amount)
+
+
+def _cel_sum(items: Any) -> Any:
+    return celpy.celtypes.IntType(sum(int(item) for item in items))
+
+
+_CEL_FUNCTIONS: dict[str, Any] = {
+    "replace": _cel_replace, "isQuantity": _cel_is_quantity, "quantity": _cel_quantity,
+    "compareTo": _cel_compare_to, "isLessThan": _cel_is_less_than, "sum": _cel_sum}
 
 
 @functools.cache
@@ -232,6 +326,94 @@ def annotation_size_problems(manifest: dict[str, Any]) -> list[Problem]:
         if size > MAX_ANNOTATIONS_BYTES:
             problems.append(Problem(".".join(path), f"too long: {size} bytes, the API server "
                                     f"allows at most {MAX_ANNOTATIONS_BYTES} (keys and values)"))
+    return problems
+
+
+def _is_subdomain(text: str) -> bool:
+    return len(text) <= 253 and _DNS_SUBDOMAIN.fullmatch(text) is not None
+
+
+def is_qualified_name(key: str) -> bool:
+    """apimachinery's IsQualifiedName: [DNS subdomain '/'] name of at most 63 characters."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not _is_subdomain(prefix):
+        return False
+    return len(name) <= 63 and _QUALIFIED_NAME.fullmatch(name) is not None
+
+
+def is_label_value(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= 63 and _LABEL_VALUE.fullmatch(value) is not None
+
+
+def _label_problems(labels: Any, path: str) -> Iterator[Problem]:
+    for key, value in (labels or {}).items():
+        if not is_qualified_name(str(key)):
+            yield Problem(path, f"key {key!r} is not a qualified name")
+        if not is_label_value(value):
+            yield Problem(f"{path}[{key!r}]", f"{value!r} is not a label value (at most 63 characters, "
+                          "alphanumeric, '-', '_' or '.', alphanumeric at both ends)")
+
+
+def _annotation_problems(annotations: Any, path: str) -> Iterator[Problem]:
+    for key in annotations or {}:
+        if not is_qualified_name(str(key).lower()):
+            yield Problem(path, f"key {key!r} is not a qualified name")
+    size = annotations_size(annotations)
+    if size > MAX_ANNOTATIONS_BYTES:
+        yield Problem(path, f"too long: {size} bytes, the API server allows at most "
+                      f"{MAX_ANNOTATIONS_BYTES} (keys and values)")
+
+
+def _pod_problems(pod: dict[str, Any], path: str) -> Iterator[Problem]:
+    names = [v.get("name") for v in pod.get("volumes") or []]
+    for name in names:
+        if not isinstance(name, str) or len(name) > 63 or not _DNS_LABEL.fullmatch(name):
+            yield Problem(f"{path}.volumes", f"volume name {name!r} is not a lowercase RFC 1123 label")
+        elif names.count(name) > 1:
+            yield Problem(f"{path}.volumes", f"volume name {name!r} is not unique")
+    for key in ("initContainers", "containers"):
+        for container in pod.get(key) or []:
+            paths = [m.get("mountPath") for m in container.get("volumeMounts") or []]
+            for index, mount in enumerate(container.get("volumeMounts") or []):
+                where = f"{path}.{key}[{container.get('name')}].volumeMounts[{index}]"
+                if mount.get("name") not in names:
+                    yield Problem(where, f"no volume named {mount.get('name')!r}")
+                if paths.count(mount.get("mountPath")) > 1:
+                    yield Problem(where, f"mountPath {mount.get('mountPath')!r} is not unique")
+
+
+def child_problems(objects: list[dict[str, Any]]) -> list[Problem]:
+    """What the API server would refuse in the rendered children, beyond what the CRD checks.
+
+    The object-level rules: names (a Service's is an RFC 1035 label, a Job's
+    becomes a label value), label and annotation syntax and sizes, and the pod's
+    volume names and mount paths, on the objects as rendered (with the
+    operator's own labels and annotations, and any override template applied).
+    """
+    problems: list[Problem] = []
+    for obj in objects:
+        metadata = obj.get("metadata") or {}
+        name = metadata.get("name")
+        prefix = f"{obj.get('kind')} {name}: "
+        if not isinstance(name, str) or not _is_subdomain(name):
+            problems.append(Problem(prefix + "metadata.name", "must be a lowercase RFC 1123 subdomain"))
+        elif obj.get("kind") == "Service" and (len(name) > 63 or not _DNS_1035_LABEL.fullmatch(name)):
+            problems.append(Problem(prefix + "metadata.name", "a Service name must be an RFC 1035 label "
+                                    "(start with a letter, at most 63 characters)"))
+        elif obj.get("kind") == "Job" and len(name) > 63:
+            problems.append(Problem(prefix + "metadata.name", "a Job name must be at most 63 characters"))
+        problems += _label_problems(metadata.get("labels"), prefix + "metadata.labels")
+        problems += _annotation_problems(metadata.get("annotations"), prefix + "metadata.annotations")
+        spec = obj.get("spec") or {}
+        if obj.get("kind") == "Service":
+            problems += _label_problems(spec.get("selector"), prefix + "spec.selector")
+        template = spec.get("template")
+        if isinstance(template, dict):
+            meta = template.get("metadata") or {}
+            problems += _label_problems(meta.get("labels"), prefix + "spec.template.metadata.labels")
+            problems += _annotation_problems(meta.get("annotations"),
+                                             prefix + "spec.template.metadata.annotations")
+            problems += _pod_problems(template.get("spec") or {}, prefix + "spec.template.spec")
     return problems
 
 
