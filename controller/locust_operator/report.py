@@ -17,6 +17,7 @@ from typing import Any
 from locust_operator.cluster import configmap_path, tests_path
 from locust_operator.contract import REPORT_HTML_KEY, REQUESTS_CSV_KEY, RESULT_KEY, results_name
 from locust_operator.kube_api import ApiError
+from locust_operator.observe import controller_uid
 from locust_operator.summary import TERMINAL, phase
 from locust_operator.wait import Streams
 
@@ -88,6 +89,12 @@ async def fetch(api: Streams, namespace: str, name: str, output: str) -> bytes:
                               "finishes (locust-operator wait first)") from None
         note = f": {result['message']}" if result.get("message") else ""
         raise ReportError(f"{name}: no results ConfigMap {configmap_name}{note}") from None
+    # The operator cannot read ConfigMaps, so it cannot tell whether one it found
+    # under this name is its own: only report what this very test owns.
+    uid = (test.get("metadata") or {}).get("uid")
+    if uid and controller_uid(configmap.get("metadata") or {}) != uid:
+        raise ReportError(f"{name}: ConfigMap {configmap_name} does not belong to this test; "
+                          "not reporting it")
     try:
         content = kept(configmap, FORMATS[output])
     except ValueError as exc:

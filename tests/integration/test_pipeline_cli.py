@@ -242,9 +242,14 @@ REQUESTS_CSV = 'Type,Name,Request Count,Failure Count\nGET,/items,4800,48\n,Aggr
 REPORT_HTML = "<!DOCTYPE html><html><body><h1>Locust Test Report</h1></body></html>\n"
 
 
-def _results(cluster: Cluster, namespace: str, data: dict[str, str], binary: dict[str, str]) -> None:
+def _results(cluster: Cluster, namespace: str, data: dict[str, str], binary: dict[str, str],
+             owned: bool = True) -> None:
+    """The results ConfigMap, as the operator writes it (owned by the test) or by someone else."""
+    uid = cluster.kubectl("-n", namespace, "get", "locusttest", NAME, "-o", "jsonpath={.metadata.uid}").stdout
+    owner = [{"apiVersion": "locust.io/v2", "kind": "LocustTest", "name": NAME, "uid": uid,
+              "controller": True}] if owned else []
     configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                 "metadata": {"name": results_name(NAME), "namespace": namespace},
+                 "metadata": {"name": results_name(NAME), "namespace": namespace, "ownerReferences": owner},
                  "data": data, "binaryData": {f"{key}.gz": _gz(text) for key, text in binary.items()}}
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(configmap))
 
@@ -280,6 +285,12 @@ def test_report_prints_each_kept_format(cluster: Cluster, namespace: str, tmp_pa
     result = _run(cluster, "report", NAME, "-n", namespace, "--file", str(tmp_path / "no" / "such.html"))
     assert result.returncode == 1
     assert result.stderr.startswith(f"{tmp_path / 'no' / 'such.html'}: cannot write: ")
+
+    # Someone else's ConfigMap under the results name is never reported as this test's.
+    _results(cluster, namespace, {"result.json": RESULT_JSON}, {}, owned=False)
+    result = _run(cluster, "report", NAME, "-n", namespace, "-o", "json")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "demo: ConfigMap demo-results does not belong to this test; not reporting it\n"
 
 
 def test_report_on_a_missing_or_running_test(cluster: Cluster, namespace: str) -> None:

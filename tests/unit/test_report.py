@@ -142,3 +142,14 @@ def test_fetch_says_what_is_missing(objects: dict[str, Any], output: str, line: 
 def test_fetch_passes_refusals_on(objects: dict[str, Any]) -> None:
     with pytest.raises(ApiError, match="403"):
         _fetch(objects)
+
+
+def test_a_configmap_of_another_owner_is_not_reported() -> None:
+    test = {"metadata": {"uid": "u1"}, "status": {"phase": "Succeeded"}}
+    mine = {**CONFIGMAP, "metadata": {"name": "demo-results",
+                                      "ownerReferences": [{"controller": True, "uid": "u1"}]}}
+    assert _fetch({TEST_PATH: test, _cm_path("demo-results"): mine}, "json") == b'{"requests": 10}'
+    for other in ({"name": "demo-results"},
+                  {"name": "demo-results", "ownerReferences": [{"controller": True, "uid": "u2"}]}):
+        with pytest.raises(ReportError, match="does not belong to this test"):
+            _fetch({TEST_PATH: test, _cm_path("demo-results"): {**CONFIGMAP, "metadata": other}}, "json")
