@@ -32,6 +32,9 @@ TOP_FAILURES = 5
 ERROR_CHARS = 200
 # A ConfigMap's data must stay under 1 MiB; leave room for metadata.
 CONFIGMAP_BUDGET = 1_000_000
+# Keys larger than this are always gzipped: Locust's HTML report is ~1 MB of inlined
+# script that compresses to a quarter, and every kept test's results live in etcd.
+COMPRESS_OVER = 64 * 1024
 
 
 class ResultsError(ValueError):
@@ -296,9 +299,12 @@ class Packed:
 
 
 def configmap_data(texts: Mapping[str, str], budget: int = CONFIGMAP_BUDGET) -> Packed:
-    """Fit the texts under `budget` bytes: gzip the largest first, then leave out the last keys."""
+    """Fit the texts under `budget` bytes: gzip large keys, then the largest first until it
+    fits, then leave out the last keys."""
     data = dict(texts)
     binary: dict[str, str] = {}
+    for key in [k for k, v in texts.items() if len(v.encode()) > COMPRESS_OVER]:
+        binary[key + ".gz"] = base64.b64encode(gzip.compress(data.pop(key).encode(), 9)).decode()
 
     def size() -> int:
         return sum(len(k) + len(v.encode()) for k, v in data.items()) + sum(

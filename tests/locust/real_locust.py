@@ -79,7 +79,8 @@ class LocustRun:
 @contextmanager
 def locust_run(workdir: Path, target: str, workers: int = 2, run_time: str = "6s",
                autoquit: int = 1, started_workers: int | None = None,
-               config: OperatorConfig | None = None) -> Iterator[LocustRun]:
+               config: OperatorConfig | None = None, locustfile_text: str | None = None,
+               users: int = 4) -> Iterator[LocustRun]:
     """Render a LocustTest for the demo locustfile, then run its master and workers.
 
     Only ports and hosts move off the in-cluster defaults, through extraArgs
@@ -88,12 +89,12 @@ def locust_run(workdir: Path, target: str, workers: int = 2, run_time: str = "6s
     configmap = next(d for d in yaml.safe_load_all((EXAMPLES / "configmaps.yaml").read_text())
                      if d["metadata"]["name"] == "demo-locustfile")
     locustfile = workdir / "demo.py"
-    locustfile.write_text(configmap["data"]["demo.py"])
+    locustfile.write_text(locustfile_text or configmap["data"]["demo.py"])
     master_port, web_port = free_port(), free_port()
     test = copy.deepcopy(BASE_TEST)
     spec = test["spec"]
     spec["worker"]["replicas"] = workers
-    spec["master"]["command"] = f"--locustfile {locustfile} --host {target} -u 4 -r 4 --run-time {run_time}"
+    spec["master"]["command"] = f"--locustfile {locustfile} --host {target} -u {users} -r {users} --run-time {run_time}"
     spec["master"]["autoquit"] = {"enabled": True, "timeout": autoquit}
     spec["master"]["extraArgs"] = [f"--master-bind-port={master_port}", "--master-bind-host=127.0.0.1",
                                    f"--web-port={web_port}", "--web-host=127.0.0.1"]
