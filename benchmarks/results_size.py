@@ -20,8 +20,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from locust_operator.results import configmap_data, parse_requests_csv, report_texts, summary
 from tests.locust.real_locust import http_target, locust_run
+
+from locust_operator.results import configmap_data, parse_requests_csv, report_texts, summary
 
 
 def locustfile(endpoints: int) -> str:
@@ -72,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [measure(1, args.run_time), measure(args.endpoints, args.run_time)]
     for key in rows[0]:
-        print(f"{key:24} " + "  ".join(f"{str(r.get(key, '')):>14}" for r in rows))
+        print(f"{key:24} " + "  ".join(f"{r.get(key, '')!s:>14}" for r in rows))
 
 
 if __name__ == "__main__":
