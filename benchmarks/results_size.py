@@ -26,8 +26,8 @@ from locust_operator.results import configmap_data, parse_requests_csv, report_t
 
 
 def locustfile(endpoints: int) -> str:
-    tasks = "\n".join(
-        f"    @task\n    def ep{i}(self):\n        self.client.get('/ep/{i:02d}')\n" for i in range(endpoints))
+    tasks = "\n".join(f"    @task\n    def ep{i}(self):\n        self.client.get('/ep/{i:02d}')\n"
+                      for i in range(endpoints))
     return ("from locust import HttpUser, constant, task\n\n\n"
             f"class Visitor(HttpUser):\n    wait_time = constant(0.05)\n\n{tasks}")
 

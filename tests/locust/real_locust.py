@@ -94,7 +94,8 @@ def locust_run(workdir: Path, target: str, workers: int = 2, run_time: str = "6s
     test = copy.deepcopy(BASE_TEST)
     spec = test["spec"]
     spec["worker"]["replicas"] = workers
-    spec["master"]["command"] = f"--locustfile {locustfile} --host {target} -u {users} -r {users} --run-time {run_time}"
+    spec["master"]["command"] = (f"--locustfile {locustfile} --host {target} -u {users} -r {users} "
+                                 f"--run-time {run_time}")
     spec["master"]["autoquit"] = {"enabled": True, "timeout": autoquit}
     spec["master"]["extraArgs"] = [f"--master-bind-port={master_port}", "--master-bind-host=127.0.0.1",
                                    f"--web-port={web_port}", "--web-host=127.0.0.1"]
