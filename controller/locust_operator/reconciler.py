@@ -433,7 +433,9 @@ class Reconciler:
         try:
             text = await self.api.pod_log(metadata["namespace"], pod.name, container, LOG_LIMIT_BYTES)
         except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
-            ERRORS.labels("results").inc()
+            # A log the kubelet no longer has (or never had) is an outcome, not an operator error.
+            if not (isinstance(exc, ApiError) and exc.status < 500):
+                ERRORS.labels("results").inc()
             return unavailable(f"cannot read the master's log ({pod.name}): {exc}")
         try:
             stats = parse_final_json(text)

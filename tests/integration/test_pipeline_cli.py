@@ -264,7 +264,10 @@ def test_report_prints_each_kept_format(cluster: Cluster, namespace: str, tmp_pa
 
     _results(cluster, namespace, {"result.json": RESULT_JSON}, {"requests.csv": REQUESTS_CSV})
     result = _run(cluster, "report", NAME, "-n", namespace, "-o", "json")
-    assert (result.returncode, result.stdout, result.stderr) == (0, RESULT_JSON, "")
+    owners = cluster.kubectl("-n", namespace, "get", "configmap", results_name(NAME), "-o",
+                             "jsonpath={.metadata.ownerReferences}", check=False).stdout
+    uid = cluster.kubectl("-n", namespace, "get", "locusttest", NAME, "-o", "jsonpath={.metadata.uid}").stdout
+    assert (result.returncode, result.stdout, result.stderr) == (0, RESULT_JSON, ""), (owners, uid)
 
     target = tmp_path / "requests.csv"
     result = _run(cluster, "report", NAME, "-n", namespace, "-o", "csv", "--file", str(target))
