@@ -52,7 +52,9 @@ def _read_documents(stream: IO[bytes], source: str) -> Iterator[tuple[str, Any]]
 def _label(label: str, document: Any) -> str:
     metadata = document.get("metadata") if isinstance(document, dict) else None
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    return f"{label} ({name})" if isinstance(name, str) else label
+    if not isinstance(name, str):
+        return label
+    return f"{label} ({name if name.isprintable() else repr(name)})"  # one line, whatever the name
 
 
 def _dump(objects: list[dict[str, Any]], output: str) -> str:

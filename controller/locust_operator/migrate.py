@@ -78,9 +78,14 @@ def _list_of(value: Any, item_type: type, field: str, what: str) -> list[Any]:
     return value
 
 
-def _extra(keys: Any, known: Any) -> list[Any]:
-    """Keys of a map outside `known`, in a stable order whatever their types."""
-    return sorted(set(keys) - set(known), key=repr)
+def _extra(keys: Any, known: Any) -> list[str]:
+    """Keys of a map outside `known`, in a stable order whatever their types, as named in messages."""
+    return [_key(key) for key in sorted(set(keys) - set(known), key=repr)]
+
+
+def _key(key: Any) -> str:
+    """A map key as a message names it: as is, or quoted if it is not printable text (one line)."""
+    return key if isinstance(key, str) and key.isprintable() and key else repr(key)
 
 
 def documents(document: Any) -> list[tuple[str, Any]]:
@@ -131,7 +136,7 @@ def _role_maps(spec: dict[str, Any], key: str, dropped: list[str]) -> dict[str, 
 def _pull_secrets(value: Any, dropped: list[str]) -> list[dict[str, Any]]:
     if isinstance(value, str):
         raise MigrationError(f"spec.imagePullSecrets: expected a list of Secret names, got string "
-                             f"(write [{value}])")
+                             f"(write [{_key(value)}])")
     secrets = _list_of(value, object, "spec.imagePullSecrets", "Secret names")
     result = []
     for index, item in enumerate(secrets):

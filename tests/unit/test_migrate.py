@@ -325,3 +325,24 @@ def test_cli_reports_what_a_list_holds_besides_v1_locusttests() -> None:
 def test_cli_refuses_input_without_a_locusttest(text: str, line: str) -> None:
     result = _migrate_cli(text)
     assert (result.returncode, result.stdout, result.stderr.splitlines()) == (1, "", [line])
+
+
+def test_messages_stay_one_line_whatever_the_keys() -> None:
+    odd = _v1(labels={"x\u2028y": {}}, **{"odd\nkey": 1})
+    odd["metadata"]["name"] = "bad\nname"
+    text = yaml.safe_dump_all([odd, _v1(labels={"master": {"a\nb": "c d"}})])
+    result = _migrate_cli(text)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "<stdin>#1 ('bad\\nname'): warning: spec.'odd\\nkey': unknown v1 field, not carried over",
+        "<stdin>#1 ('bad\\nname'): warning: spec.labels.'x\\u2028y': not a v1 field (v1 has labels.master "
+        "and labels.worker); not carried over: set it in spec.master.labels and/or spec.worker.labels",
+        "<stdin>#1 ('bad\\nname'): the v2 result is invalid: metadata.name: 'bad\\nname' must be a "
+        "lowercase RFC 1123 subdomain",
+        "<stdin>#2 (team.test): the v2 result is invalid: spec.master.labels: keys must be qualified names: "
+        "an optional DNS subdomain prefix and '/', then at most 63 characters (alphanumeric, '-', '_' or "
+        "'.', starting and ending with an alphanumeric) (v1: spec.labels.master)",
+        "<stdin>#2 (team.test): the v2 result is invalid: spec.master.labels['a\\nb']: label values must "
+        "be at most 63 characters (alphanumeric, '-', '_' or '.', starting and ending with an "
+        "alphanumeric), or empty (v1: spec.labels.master['a\\nb'])",
+    ]
