@@ -52,7 +52,9 @@ def _read_documents(stream: IO[bytes], source: str) -> Iterator[tuple[str, Any]]
 def _label(label: str, document: Any) -> str:
     metadata = document.get("metadata") if isinstance(document, dict) else None
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    return f"{label} ({name})" if isinstance(name, str) else label
+    if not isinstance(name, str):
+        return label
+    return f"{label} ({name if name.isprintable() else repr(name)})"  # one line, whatever the name
 
 
 def _dump(objects: list[dict[str, Any]], output: str) -> str:
@@ -126,29 +128,39 @@ def render_command(source: IO[bytes], output: str, config_path: str | None,
 def migrate_command(source: IO[bytes], output: str) -> None:
     """Convert locust.io/v1 LocustTests in SOURCE to v2 manifests.
 
-    Anything v2 cannot carry over is reported on stderr; the result is checked
-    against the v2 schema and rules.
+    SOURCE may hold several documents and Lists (`kubectl get -o yaml`); the
+    output keeps their order. Anything v2 cannot carry over is reported on
+    stderr; the result is checked against the v2 schema and rules.
     """
-    from locust_operator.validation import validate
+    from locust_operator.migrate import documents, problems
 
     migrated: list[dict[str, Any]] = []
     failed = False
     for label, document in _read_documents(source, source.name):
-        where = _label(label, document)
         try:
-            migration = migrate_v1(document)
+            items = documents(document)
         except MigrationError as exc:
             failed = True
-            click.echo(f"{where}: {exc}", err=True)
+            click.echo(f"{_label(label, document)}: {exc}", err=True)
             continue
-        for note in migration.dropped:
-            click.echo(f"{where}: warning: {note}", err=True)
-        _, problems = validate(migration.manifest)
-        for problem in problems:
-            failed = True
-            click.echo(f"{where}: the v2 result is invalid: {problem}", err=True)
-        migrated.append(migration.manifest)
+        for suffix, item in items:
+            where = _label(label + suffix, item)
+            try:
+                migration = migrate_v1(item)
+            except MigrationError as exc:
+                failed = True
+                click.echo(f"{where}: {exc}", err=True)
+                continue
+            for note in migration.dropped:
+                click.echo(f"{where}: warning: {note}", err=True)
+            for problem in problems(migration.manifest):
+                failed = True
+                click.echo(f"{where}: the v2 result is invalid: {problem}", err=True)
+            migrated.append(migration.manifest)
     if failed:
+        raise _Failed()
+    if not migrated:
+        click.echo(f"{source.name}: no LocustTest found", err=True)
         raise _Failed()
     click.echo(_dump(migrated, output), nl=False)
 

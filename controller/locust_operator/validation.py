@@ -72,6 +72,8 @@ def schema() -> dict[str, Any]:
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if not key.isprintable():  # e.g. a newline in a label key: the message stays one line
+        return f"{path}[{key!r}]"
     return f"{path}.{key}" if path else key
 
 

@@ -110,8 +110,15 @@ def test_a_broken_override_template_is_named(tmp_path: Path, template: str, mess
     ({"tolerations": ["abc"]}, {"name": "a"}, "spec.tolerations[0]: expected a toleration, got string"),
     ({"imagePullSecrets": "regcred"}, {"name": "a"},
      "spec.imagePullSecrets: expected a list of Secret names"),
-    ({"imagePullSecrets": [{"name": "x"}]}, {"name": "a"},
-     "spec.imagePullSecrets[0]: expected a Secret name"),
+    ({"imagePullSecrets": "regcred"}, {"name": "a"}, "spec.imagePullSecrets: expected a list of Secret "
+     "names, got string (write [regcred])"),
+    ({"imagePullSecrets": [{"name": 1}]}, {"name": "a"},
+     "spec.imagePullSecrets[0]: expected a Secret name or {name: ...}, got map"),
+    ({"labels": {"master": {1: "a"}}}, {"name": "a"}, "spec.labels.master: key 1 is not a string"),
+    ({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": ["x"]}}},
+     {"name": "a"}, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution: "
+     "expected a map of node label to value, got list"),
+    ({"affinity": "x"}, {"name": "a"}, "spec.affinity: expected a map, got string"),
     ({"affinity": {"nodeAffinity": [1]}}, {"name": "a"}, "spec.affinity.nodeAffinity: expected a map"),
     ({}, ["a"], "metadata: expected a map, got list"),
     ({}, {"name": "a", "annotations": "x"}, "metadata.annotations: expected a map, got string"),
