@@ -37,7 +37,6 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from locust_operator import PLURAL
 from locust_operator.config import OperatorConfig
 from locust_operator.render import RenderError, render, render_validated
 from locust_operator.validation import InvalidLocustTest
@@ -47,6 +46,9 @@ from tests.integration.operator_process import CRD
 
 SPECS = int(os.environ.get("AGREEMENT_SPECS", "2000"))  # distinct tests
 GROUP = "agreement.locust.io"
+# Names of its own too: with the same plural and kind, `kubectl get locusttest` on the
+# cluster would become ambiguous (kubectl may pick this group) while the CRD exists.
+PRIVATE_KIND, PRIVATE_PLURAL = "AgreementTest", "agreementtests"
 THREADS = 8
 CONFIG = OperatorConfig()
 
@@ -242,12 +244,14 @@ class Server:
 
     def verdict(self, test: dict[str, Any]) -> tuple[str | None, int]:
         """(None if the API server accepts the test and all its children, else why; children sent)."""
-        test = {**test, "apiVersion": f"{GROUP}/v2",
+        test = {**test, "apiVersion": f"{GROUP}/v2", "kind": PRIVATE_KIND,
                 "metadata": {**test["metadata"], "namespace": self.namespace}}
-        stored, error = self.dry_run(f"/apis/{GROUP}/v2/namespaces/{self.namespace}/{PLURAL}", test)
+        path = f"/apis/{GROUP}/v2/namespaces/{self.namespace}/{PRIVATE_PLURAL}"
+        stored, error = self.dry_run(path, test)
         if stored is None:
             return f"LocustTest: {error}", 0
         stored["metadata"].pop("uid", None)  # no owner references: the owner is not stored
+        stored.update(apiVersion="locust.io/v2", kind="LocustTest")  # as the operator reads it
         try:
             children = render_validated(stored, CONFIG)
         except (RenderError, ValueError, KeyError) as exc:
@@ -264,14 +268,22 @@ class Server:
 @pytest.fixture(scope="module", autouse=True)
 def crd(cluster: Cluster) -> Iterator[None]:
     crd = yaml.safe_load(CRD.read_text())
-    name = f"{PLURAL}.{GROUP}"
+    name = f"{PRIVATE_PLURAL}.{GROUP}"
     crd["metadata"]["name"] = name
     crd["spec"]["group"] = GROUP
-    crd["spec"]["names"].pop("shortNames", None)
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(crd))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
-    yield
-    cluster.kubectl("delete", "crd", name, "--wait=false", check=False)
+    crd["spec"]["names"] = {"kind": PRIVATE_KIND, "listKind": PRIVATE_KIND + "List",
+                            "plural": PRIVATE_PLURAL, "singular": PRIVATE_KIND.lower()}
+    try:
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+                        input=yaml.safe_dump(crd))
+        # Polled: `kubectl wait` errors out while a new CRD has no conditions yet.
+        cluster.wait_for(lambda: cluster.kubectl(
+            "get", f"crd/{name}", "-o",
+            "jsonpath={.status.conditions[?(@.type=='Established')].status}").stdout == "True",
+            timeout=60, what=f"{name} established")
+        yield
+    finally:
+        cluster.kubectl("delete", "crd", name, "--wait=false", check=False)
 
 
 def test_render_and_the_api_server_agree_on_a_generated_corpus(api: Any, namespace: str) -> None:
