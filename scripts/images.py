@@ -3,8 +3,9 @@
 
     scripts/images build [NAME...]     build (or reuse) the images; prints what it did
     scripts/images list                reference, tar, size, cache key of each image
-    scripts/images import --address SOCKET [--namespace k8s.io] [NAME...]
-                                       `ctr images import` each tar into that containerd
+    scripts/images import --address SOCKET [--namespace k8s.io] [--ctr ctr] [--force] [NAME...]
+                                       build if needed, then `ctr images import` each tar
+                                       that containerd does not already have (same config)
     scripts/images tar NAME            print the path of one image's tar (building it if needed)
 
 Images (NAME: reference, the one users already write):
@@ -200,7 +201,7 @@ def write_docker_archive(out: Path, ref: str, config: ImageConfig, layers: Seque
         "RepoTags": [normalize_ref(ref)],
         "Layers": [f"{digest}/layer.tar" for _, digest in layers],
     }]
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")  # concurrent builds: own names
     with tarfile.open(tmp, mode="w", format=tarfile.PAX_FORMAT) as tar:
         def add_bytes(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
@@ -416,7 +417,7 @@ class Buildah:
         for key, value in build_args.items():
             args += ["--build-arg", f"{key}={value}"]
         self(*args, str(context))
-        tmp = out.with_name(out.name + ".tmp")
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")  # concurrent builds: own names
         tmp.unlink(missing_ok=True)
         self("push", "--quiet", ref, f"docker-archive:{tmp}:{ref}")
         tmp.replace(out)
@@ -523,6 +524,45 @@ def build(names: Sequence[str], cache_root: Path) -> dict[str, Image]:
 
 
 # ---------------------------------------------------------------------------
+# containerd
+# ---------------------------------------------------------------------------
+
+def archive_config_digest(tar: Path) -> str:
+    """sha256:... of the image config in a docker-archive (manifest.json's Config)."""
+    config = str(read_docker_archive(tar)["manifest"][0]["Config"])  # "<hex>.json"
+    return "sha256:" + config.rpartition("/")[2].removesuffix(".json")
+
+
+def imported_config_digest(ctr: Sequence[str], ref: str) -> str | None:
+    """The config digest the image named ref has in containerd, or None."""
+    listed = subprocess.run([*ctr, "images", "ls", f"name=={normalize_ref(ref)}"],
+                            capture_output=True, text=True)
+    rows = [line.split() for line in listed.stdout.splitlines()[1:] if line.strip()]
+    if listed.returncode != 0 or not rows or len(rows[0]) < 3:
+        return None
+    manifest = subprocess.run([*ctr, "content", "get", rows[0][2]], capture_output=True, text=True)
+    try:
+        return str(json.loads(manifest.stdout)["config"]["digest"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def import_images(images: Mapping[str, Image], names: Sequence[str], cache: Path, ctr_bin: str,
+                  address: str, namespace: str, force: bool = False) -> None:
+    """ctr images import each tar, unless containerd already has that exact image."""
+    ctr = [ctr_bin, "--address", address, "-n", namespace]
+    if shutil.which(ctr_bin) is None:
+        raise ImageError(f"{ctr_bin}: not found (Debian's containerd package has ctr)")
+    for name in names or images:
+        image, tar = images[name], images[name].tar(cache)
+        if not force and imported_config_digest(ctr, image.ref) == archive_config_digest(tar):
+            log(f"{name}: {image.ref} already in {address} ({namespace})")
+            continue
+        log(f"{name}: ctr images import {tar.name} into {address} ({namespace})")
+        run([*ctr, "images", "import", str(tar)], capture_output=True)
+
+
+# ---------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------
 
@@ -542,6 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_import.add_argument("--address", required=True, help="containerd's grpc socket")
     p_import.add_argument("--namespace", default="k8s.io", help="containerd namespace (CRI: k8s.io)")
     p_import.add_argument("--ctr", default="ctr", help="the ctr binary")
+    p_import.add_argument("--force", action="store_true", help="import even when already there")
     p_import.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
     root = cache_root()
@@ -563,10 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(images[args.name].tar(cache))
         elif args.command == "import":
             images = build(args.names, root)
-            for name in args.names or images:
-                tar = images[name].tar(cache)
-                log(f"import {images[name].ref} into {args.address} (namespace {args.namespace})")
-                run([args.ctr, "--address", args.address, "-n", args.namespace, "images", "import", str(tar)])
+            import_images(images, args.names, cache, args.ctr, args.address, args.namespace, args.force)
     except ImageError as exc:
         log(f"ERROR: {exc}")
         return 1

@@ -182,7 +182,7 @@ def test_docker_archive_round_trip(tmp_path: Path) -> None:
         assert json.load(tar.extractfile("repositories")) == {"example.org/x/y": {"1.0": ""}}  # type: ignore[arg-type]
         inner = tar.extractfile(f"{digest}/layer.tar").read()  # type: ignore[union-attr]
         assert hashlib.sha256(inner).hexdigest() == digest
-    assert not out.with_name(out.name + ".tmp").exists()
+    assert [p.name for p in tmp_path.glob("*.tmp")] == []
 
 
 @pytest.mark.parametrize(("ref", "full"), [
@@ -208,3 +208,48 @@ def test_prune_keeps_newest(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.glob("*.tar")) == \
         ["locust-k2.tar", "locust-k3.tar", "locust-k4.tar", "operator-k0.tar"]
     assert not (tmp_path / "locust-k0.json").exists()
+
+
+FAKE_CTR = """#!/bin/sh
+# a stand-in for ctr: logs its arguments; knows one image
+echo "$@" >> "$CTR_LOG"
+case "$*" in
+  *"images ls name==docker.io/locustio/locust:1"*)
+    echo "REF TYPE DIGEST SIZE PLATFORMS LABELS"
+    echo "docker.io/locustio/locust:1 application/vnd.docker...v2+json sha256:m1 1 linux/amd64 -";;
+  *"images ls"*) echo "REF TYPE DIGEST SIZE PLATFORMS LABELS";;
+  *"content get sha256:m1"*) echo '{"config": {"digest": "'"$CTR_CONFIG"'"}}';;
+esac
+"""
+
+
+def test_import_skips_images_containerd_already_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rootfs = tmp_path / "rootfs"
+    _tiny_rootfs(rootfs)
+    layer = tmp_path / "layer.tar"
+    digest = images.write_layer(rootfs, layer)
+    plan = {"locust": images.Image("locust", "locustio/locust:1", "k1"),
+            "exporter": images.Image("exporter", "containersol/locust_exporter:v1", "k2")}
+    configs = {}
+    for image in plan.values():
+        configs[image.name] = images.write_docker_archive(
+            image.tar(tmp_path), image.ref, images.ImageConfig(user=image.name), [(layer, digest)], [])
+    ctr = tmp_path / "ctr"
+    ctr.write_text(FAKE_CTR)
+    ctr.chmod(0o755)
+    log = tmp_path / "ctr.log"
+    monkeypatch.setenv("CTR_LOG", str(log))
+    monkeypatch.setenv("CTR_CONFIG", f"sha256:{configs['locust']}")
+
+    images.import_images(plan, [], tmp_path, str(ctr), "/run/x.sock", "k8s.io")
+    imports = [line for line in log.read_text().splitlines() if "images import" in line]
+    assert imports == [f"--address /run/x.sock -n k8s.io images import {plan['exporter'].tar(tmp_path)}"]
+
+    log.unlink()  # containerd's locust image is another build: imported again
+    monkeypatch.setenv("CTR_CONFIG", "sha256:other")
+    images.import_images(plan, ["locust"], tmp_path, str(ctr), "/run/x.sock", "k8s.io")
+    assert [line for line in log.read_text().splitlines() if "images import" in line] == \
+        [f"--address /run/x.sock -n k8s.io images import {plan['locust'].tar(tmp_path)}"]
+
+    with pytest.raises(images.ImageError, match="no-such-ctr: not found"):
+        images.import_images(plan, [], tmp_path, "no-such-ctr", "/run/x.sock", "k8s.io")
