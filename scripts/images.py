@@ -21,6 +21,7 @@ cached under ${LOCUST_OPERATOR_CACHE:-~/.cache/locust-operator}/images by a
 hash of its inputs (versions, recipe, Dockerfile, sources, package lists), so
 a warm `build` only hashes the inputs. Needs root (chroot, mounts), and
 installs debootstrap and buildah with apt-get when they are missing.
+DEBIAN_MIRROR overrides the Debian mirror debootstrap uses.
 """
 
 from __future__ import annotations
