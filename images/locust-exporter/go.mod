@@ -1,0 +1,3 @@
+module locust-operator.local/locust-exporter
+
+go 1.22
