@@ -32,7 +32,7 @@ CNI_BIN_DIR="${CNI_BIN_DIR:-/usr/lib/cni}"
 # and select type=kwok still run on kwok: the scale benchmarks).
 KWOK_TAINT="kwok.x-k8s.io/node=fake:NoSchedule"
 PAUSE_IMAGE="registry.k8s.io/pause:3.10-local"
-REALNODE_PACKAGES=(containerd runc containernetworking-plugins iptables gcc)
+REALNODE_PACKAGES=(containerd runc containernetworking-plugins iptables gcc libc6-dev)
 # Components of the node, in start order (stopped in reverse, before the control plane).
 REALNODE_COMPONENTS=(containerd kubelet kube-proxy coredns)
 # Kernel settings kubelet changes (whatever its config says); 'down' restores them.
@@ -94,10 +94,14 @@ cmd_install_deps() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if (( ${#missing[@]} == 0 )); then log "real-node packages installed: ${REALNODE_PACKAGES[*]}"; return; fi
-  (( EUID == 0 )) || die "install-deps: missing ${missing[*]}; run as root (apt-get install ${missing[*]})"
+  local sudo=()
+  if (( EUID != 0 )); then
+    command -v sudo >/dev/null || die "install-deps: missing ${missing[*]}; run as root (apt-get install ${missing[*]})"
+    sudo=(sudo -n)
+  fi
   log "apt-get install ${missing[*]}"
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+  "${sudo[@]}" apt-get update -qq >/dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || die "apt-get install ${missing[*]} failed"
 }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 
 import pytest
 
@@ -21,6 +22,7 @@ from .conftest import Cluster
 pytestmark = pytest.mark.real_node
 
 REAL_NODE = "real-node"
+NETNS = "locust-rn"
 
 
 def pod(name: str, image: str, args: list[str], labels: dict[str, str] | None = None, **spec) -> str:
@@ -68,8 +70,23 @@ def test_real_node_is_ready_and_kwok_is_tainted(real_node_cluster):
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
     assert node["status"]["nodeInfo"]["kubeletVersion"] == real_node_cluster.versions["KUBERNETES_VERSION"]
     assert not node["spec"].get("taints")
+    taint = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
     for kwok in real_node_cluster.kubectl_json("get", "nodes", "-l", "type=kwok")["items"]:
-        assert {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"} in kwok["spec"]["taints"]
+        assert taint in kwok["spec"]["taints"]
+
+
+def test_namespace_has_no_way_out(real_node_cluster):
+    """No default route in the cluster's network namespace: no packet can leave the machine."""
+    ns = f"/run/netns/{NETNS}"
+    routes = subprocess.run(["nsenter", f"--net={ns}", "ip", "-4", "route", "show", "default"],
+                            capture_output=True, text=True, check=True).stdout
+    assert routes == ""
+    links = subprocess.run(["nsenter", f"--net={ns}", "ip", "-o", "link", "show"],
+                           capture_output=True, text=True, check=True).stdout
+    # lo, the node's veth pair, the pods' bridge and the pods' veths: nothing else.
+    names = {line.split(": ")[1].split("@")[0] for line in links.splitlines()}
+    assert {"lo", "rn-node", "rn-peer", "rn0"} <= names
+    assert all(n in {"lo", "rn-node", "rn-peer", "rn0"} or n.startswith("veth") for n in names), names
 
 
 def test_container_runs_to_completion_with_logs(real_node_cluster, real_node_namespace, real_node_image):
@@ -94,7 +111,8 @@ def test_failing_container_reports_its_exit_code(real_node_cluster, real_node_na
 
 def test_service_clusterip_and_dns_reach_a_pod(real_node_cluster, real_node_namespace, real_node_image):
     c, ns = real_node_cluster, real_node_namespace
-    c.kubectl("-n", ns, "apply", "-f", "-", input=pod("web", real_node_image, ["serve", "8080"], {"app": "web"}))
+    web = pod("web", real_node_image, ["serve", "8080"], {"app": "web"})
+    c.kubectl("-n", ns, "apply", "-f", "-", input=web)
     c.kubectl("-n", ns, "create", "service", "clusterip", "web", "--tcp=80:8080")
     c.wait_for(lambda: phase(c, ns, "web") == "Running", what="web pod Running")
     ip = c.kubectl_json("-n", ns, "get", "service", "web")["spec"]["clusterIP"]
