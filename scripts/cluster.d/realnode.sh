@@ -191,7 +191,7 @@ realnode_record_host() {
   done
   : > "$RN_DIR/paths.created"
   # Used whatever the flags say (see docs/local-cluster.md, "The real node").
-  for s in /run/netns /var/lib/kubelet /var/log/containers /var/log/pods /run/containerd /etc/cni /opt/cni /var/lib/cni; do
+  for s in /run/netns /var/lib/kubelet /var/log/containers /var/log/pods /run/containerd /var/lib/cni; do
     [[ -e "$s" ]] || echo "$s" >> "$RN_DIR/paths.created"
   done
   if mountpoint -q /run/netns 2>/dev/null; then : ; else echo "mount:/run/netns" >> "$RN_DIR/paths.created"; fi
