@@ -75,6 +75,7 @@ class Cluster:
         input: str | None = None,
         check: bool = True,
         timeout: float = 120,
+        env_extra: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run a command with the cluster's env (KUBECONFIG, PATH)."""
         proc = subprocess.run(
@@ -82,7 +83,7 @@ class Cluster:
             input=input,
             capture_output=True,
             text=True,
-            env=self.env,
+            env={**self.env, **(env_extra or {})},
             timeout=timeout,
         )
         if check and proc.returncode != 0:
@@ -196,6 +197,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "integration: needs the local Kubernetes control plane (scripts/cluster); "
         "deselect with -m 'not integration'",
     )
+    config.addinivalue_line(
+        "markers",
+        "real_node: needs a real node (scripts/cluster up --real-node: root, containerd, "
+        "network namespaces); deselect with -m 'not real_node'",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -241,6 +247,90 @@ def cluster() -> Iterator[Cluster]:
         _script("down", env=env)
         with contextlib.suppress(OSError):
             cluster_dir.parent.rmdir()  # .cluster/, only if nothing else is in it
+
+
+REAL_NODE_IMAGE = "locust-operator.local/realnode-tool:test"
+
+
+@pytest.fixture(scope="session")
+def real_node_cluster() -> Iterator[Cluster]:
+    """A cluster started with ``scripts/cluster up --real-node`` (its own
+    ``CLUSTER_DIR``, ``.cluster/pytest-<pid>-real``), brought down at the end.
+
+    Separate from ``cluster``: the kwok tests keep their untainted kwok nodes.
+    With ``LOCUST_OPERATOR_REUSE_CLUSTER=1`` the given cluster is used and must
+    have the real node. ``up`` failing (e.g. a missing kernel feature, named in
+    its message) fails the tests: never a skip.
+    """
+    base_env = dict(os.environ)
+    bin_dir = Path(_script("bin-dir", env=base_env, capture=True).stdout.strip())
+    if os.environ.get("LOCUST_OPERATOR_REUSE_CLUSTER") == "1":
+        default_dir = Path(os.environ.get("CLUSTER_DIR") or REPO_ROOT / ".cluster")
+        kubeconfig = Path(os.environ.get("KUBECONFIG") or default_dir / "kubeconfig")
+        c = Cluster(kubeconfig=kubeconfig, bin_dir=bin_dir, env=_cluster_env(kubeconfig, bin_dir),
+                    cluster_dir=default_dir)
+        if c.kubectl("get", "node", "real-node", check=False).returncode != 0:
+            pytest.fail(
+                f"LOCUST_OPERATOR_REUSE_CLUSTER=1 but the cluster of {kubeconfig} has no real node; "
+                "start it with scripts/cluster up --real-node"
+            )
+        yield c
+        return
+
+    cluster_dir = REPO_ROOT / ".cluster" / f"pytest-{os.getpid()}-real"
+    env = dict(base_env, CLUSTER_DIR=str(cluster_dir))
+    up = _script("up", "--real-node", env=env, capture=True)
+    if up.returncode != 0:
+        _script("down", env=env)
+        tail = "\n".join(up.stderr.splitlines()[-15:])
+        pytest.fail(f"scripts/cluster up --real-node failed (exit {up.returncode}):\n{tail}")
+    kubeconfig = cluster_dir / "kubeconfig"
+    try:
+        yield Cluster(kubeconfig=kubeconfig, bin_dir=bin_dir, env=_cluster_env(kubeconfig, bin_dir),
+                      cluster_dir=cluster_dir)
+    finally:
+        _script("down", env=env)
+        with contextlib.suppress(OSError):
+            cluster_dir.parent.rmdir()
+
+
+@pytest.fixture(scope="session")
+def real_node_image(real_node_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The test image (``realnode_tool/``, one static Go binary), imported into
+    the real node's containerd; pods use it with ``imagePullPolicy: Never``."""
+    out = tmp_path_factory.mktemp("realnode-image")
+    cache = Path(os.environ.get("LOCUST_OPERATOR_CACHE") or Path.home() / ".cache" / "locust-operator")
+    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod",
+               GOCACHE=os.environ.get("LOCUST_OPERATOR_GOCACHE") or str(cache / "go-build"))
+    subprocess.run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "realnode-tool"), "."],
+                   cwd=HERE / "realnode_tool", env=env, check=True)
+    tar = out / "image.tar"
+    subprocess.run(
+        ["python3", str(REPO_ROOT / "scripts" / "cluster.d" / "docker_archive.py"), str(tar),
+         "--tag", REAL_NODE_IMAGE, "--file", f"{out / 'realnode-tool'}:/realnode-tool:0755",
+         "--entrypoint", "/realnode-tool"],
+        check=True,
+    )
+    real_node_cluster.run(str(CLUSTER_SCRIPT), "import-image", str(tar),
+                          env_extra={"CLUSTER_DIR": str(real_node_cluster.cluster_dir)})
+    return REAL_NODE_IMAGE
+
+
+@pytest.fixture
+def real_node_namespace(real_node_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace on the real-node cluster, deleted (without waiting) afterwards."""
+    c = real_node_cluster
+    name = _namespace_name(request.node.name)
+    c.kubectl("create", "namespace", name)
+    try:
+        c.wait_for(
+            lambda: c.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode == 0,
+            timeout=60,
+            what=f"ServiceAccount {name}/default",
+        )
+        yield name
+    finally:
+        c.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 
 @pytest.fixture(scope="session")

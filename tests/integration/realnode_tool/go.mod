@@ -1,0 +1,3 @@
+module locust-operator.local/realnode-tool
+
+go 1.24
