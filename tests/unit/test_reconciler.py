@@ -40,9 +40,13 @@ class FakeApi:
         self.fail_patches = 0  # the next N status patches fail as if the API server were down
         self.gone = False  # the test was deleted: status patches answer 404
         self.logs: dict[str, str] = {}  # pod name -> its log
+        self.refused: dict[str, ApiError] = {}  # kind -> the error its creates get
+        self.refused_patches: dict[str, ApiError] = {}  # kind -> the error its patches get
         self.object_patches: list[tuple[str, str, dict[str, Any]]] = []
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if obj["kind"] in self.refused:
+            raise self.refused[obj["kind"]]
         if obj["kind"] == "Event":
             self.events.append(obj["reason"])
             return obj
@@ -55,6 +59,8 @@ class FakeApi:
         return self.existing[(kind, name)]
 
     async def patch(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+        if kind in self.refused_patches:
+            raise self.refused_patches[kind]
         self.object_patches.append((kind, name, body))
 
     async def pod_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> str:
@@ -500,3 +506,45 @@ def test_a_finished_job_deleted_by_its_ttl_is_no_failure() -> None:
     run(world, script)
     assert (world.phase, world.api.patches[-1]["verdict"]) == ("Succeeded", "TestSucceeded")
     assert "ResourceDeleted" not in world.api.events
+
+
+@pytest.mark.parametrize(("existing", "refused", "words", "report"), [
+    (True, None, "ConfigMap demo-results already existed and was left as it was", True),
+    (False, ApiError(403, "forbidden"), "the results ConfigMap demo-results was not written: forbidden",
+     False),
+])
+def test_a_results_configmap_that_cannot_be_written_is_said(existing: bool, refused: ApiError | None,
+                                                            words: str, report: bool) -> None:
+    world = World()
+    world.api.logs["demo-master-abc"] = (DATA / "locust-master.log").read_text()
+    if existing:
+        world.api.existing[("ConfigMap", "demo-results")] = {"metadata": {}}
+    if refused is not None:
+        world.api.refused["ConfigMap"] = refused
+
+    async def script(task: asyncio.Task[None]) -> None:
+        _running(world)
+        world.pod("master", ready=False, name="demo-master-abc", exit_code=0)
+        world.job("master", COMPLETE)
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    result = world.api.patches[-1]["result"]
+    assert result["requests"] == 48 and result["message"] == words  # the numbers are kept anyway
+    assert ("report" in result) == report
+
+
+def test_a_job_patch_that_fails_does_not_stop_the_abort() -> None:
+    world = World()
+    world.api.refused_patches["Job"] = ApiError(403, "forbidden")
+
+    async def script(task: asyncio.Task[None]) -> None:
+        _running(world)
+        await until(lambda: world.phase == "Running")
+        world.body["metadata"]["annotations"] = {"locust.io/abort": "true"}
+        world.reconciler.wake(KEY)
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    assert (world.phase, world.api.patches[-1]["verdict"]) == ("Failed", "Aborted")
+    assert world.api.object_patches == []
