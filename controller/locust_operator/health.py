@@ -59,6 +59,29 @@ def _main_started(status: Mapping[str, Any]) -> bool:
                for c in status.get("containerStatuses") or [])
 
 
+# Waiting reasons of a container the kubelet has not created yet. The kubelet
+# reports nothing more in the pod's status when a volume cannot be mounted (a
+# missing ConfigMap or Secret): only a FailedMount event says so.
+_CREATING_REASONS = {"ContainerCreating", "PodInitializing"}
+
+
+def still_creating(pod: Mapping[str, Any]) -> bool:
+    """Whether no container of `pod` has been created yet (e.g. its volumes wait to mount)."""
+    status = pod.get("status") or {}
+    if status.get("phase", "Pending") != "Pending" or pod_problem(pod) is not None:
+        return False
+    statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+    return bool(statuses) and all(
+        ((c.get("state") or {}).get("waiting") or {}).get("reason") in _CREATING_REASONS for c in statuses)
+
+
+def mount_problem(name: str, since: str | None, messages: list[str]) -> PodProblem | None:
+    """The problem a pod's FailedMount events name (the newest), if any."""
+    if not messages:
+        return None
+    return PodProblem(name, "ConfigurationError", f"pod {name}: FailedMount: {messages[-1]}", since)
+
+
 def pod_problem(pod: Mapping[str, Any]) -> PodProblem | None:
     """The first reason this pod cannot run, or None if it is starting or fine.
 

@@ -120,6 +120,8 @@ class Api(Protocol):
 
     async def pod_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> str: ...
 
+    async def pod_events(self, namespace: str, pod: str, reason: str) -> list[str]: ...
+
 
 def _message(body: bytes, fallback: str) -> str:
     try:
@@ -228,6 +230,14 @@ class KubeApi:
         API_WRITES.labels(plural(kind), "patch").inc()
         await self._request("PATCH", f"{collection_path(kind, namespace)}/{name}", body,
                             content_type="application/merge-patch+json")
+
+    async def pod_events(self, namespace: str, pod: str, reason: str) -> list[str]:
+        """The messages of a pod's events with `reason` (e.g. FailedMount), oldest first."""
+        path = (f"{collection_path('Event', namespace)}?fieldSelector=involvedObject.kind%3DPod,"
+                f"involvedObject.name%3D{pod},reason%3D{reason}")
+        items = (await self.get_json(path)).get("items") or []
+        items.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        return [str(e.get("message", "")) for e in items if e.get("message")]
 
     async def pod_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> str:
         """The last `limit_bytes` (about) of a container's log, as text.

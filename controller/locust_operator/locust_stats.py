@@ -71,10 +71,18 @@ class StatsReader:
             return None
 
     async def stop(self, url: str) -> bool:
-        """Ask the master to stop its run (POST /stop); True if it said so."""
+        """Ask the master to stop its run; True if it said so.
+
+        Newer Locust takes POST /stop; up to 2.43 (the pinned image) only GET, and
+        answers a POST with 405 (found on the real node): then GET.
+        """
         try:
-            async with self._limit, self._connect().post(url) as response:
-                return response.status == 200
+            async with self._limit:
+                async with self._connect().post(url) as response:
+                    if response.status != 405:
+                        return response.status == 200
+                async with self._connect().get(url) as response:
+                    return response.status == 200
         except (TimeoutError, OSError, aiohttp.ClientError):
             return False
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from locust_operator.contract import COMPONENT_LABEL, MASTER, WORKER
-from locust_operator.health import PodProblem, pod_problem
+from locust_operator.health import PodProblem, pod_problem, still_creating
 from locust_operator.status import Observation
 from locust_operator.thresholds import thresholds_set
 
@@ -45,6 +45,9 @@ class PodView:
     name: str = ""
     # The Locust container's exit code once it terminated (sidecars are init containers).
     exit_code: int | None = None
+    # No container created yet (e.g. a volume cannot mount); since: creationTimestamp.
+    creating: bool = False
+    since: str | None = None
 
 
 def controller_ref(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -81,7 +84,8 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
     return PodView(job_uid=controller_uid(metadata),
                    role=(metadata.get("labels") or {}).get(COMPONENT_LABEL, ""),
                    ready=ready, problem=pod_problem(pod), name=str(metadata.get("name", "")),
-                   exit_code=codes[0] if codes else None)
+                   exit_code=codes[0] if codes else None, creating=still_creating(pod),
+                   since=metadata.get("creationTimestamp"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,6 +42,7 @@ from locust_operator.contract import (
     results_name,
 )
 from locust_operator.events import event_body
+from locust_operator.health import mount_problem
 from locust_operator.kube_api import Api, ApiError, backoff
 from locust_operator.locust_stats import master_url, stats_url, summarize
 from locust_operator.metrics import ERRORS, RESOURCES_CREATED_SECONDS, TERMINAL_SECONDS, TESTS_HANDLED
@@ -84,6 +85,8 @@ _RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 LOG_LIMIT_BYTES = 16 * 1024 * 1024
 # Reads of the stats CSV after a run stopped, at most, until two agree.
 _STABLE_READS = 6
+# Seconds between looks at the events of a pod whose containers are not created yet.
+MOUNT_RECHECK_SECONDS = 5.0
 # What Locust logs when --expect-workers-max-wait ran out.
 _GAVE_UP = "Gave up waiting for workers to connect"
 
@@ -235,7 +238,7 @@ class Reconciler:
             abort = (test["metadata"].get("annotations") or {}).get(ABORT_ANNOTATION) == "true"
             if abort and not run.aborted:
                 await self._abort(test, previous, run, url, locust)
-            kids = live.with_gone(children())
+            kids = await self._mount_failures(key[0], live.with_gone(children()))
             if run.result is None and not run.log_read and job_finished(_master_job(test, kids)):
                 # The run ended before its results were read from the master's API.
                 run.log_read = True
@@ -268,6 +271,9 @@ class Reconciler:
             if phase in TERMINAL:
                 return
             timeout = None if derived.recheck_after is None else derived.recheck_after + 0.5
+            if any(p.creating for p in kids.pods):
+                # Nothing in a pod's status changes while a volume fails to mount: look again.
+                timeout = min(timeout or MOUNT_RECHECK_SECONDS, MOUNT_RECHECK_SECONDS)
             if phase == RUNNING and self.config.statsPollSeconds > 0:
                 if next_stats is None or now >= next_stats:
                     next_stats = now + timedelta(seconds=self.config.statsPollSeconds)
@@ -385,6 +391,25 @@ class Reconciler:
             ERRORS.labels("event").inc()
             log.warning("could not record event %s on %s/%s: %s", reason,
                         metadata.get("namespace"), metadata.get("name"), exc)
+
+    async def _mount_failures(self, namespace: str, kids: Children) -> Children:
+        """Pods whose containers are still not created after the grace period get the
+        problem their FailedMount events name (e.g. `configmap "x" not found`): the
+        kubelet reports it only as an event, never in the pod's status."""
+        pods = []
+        for pod in kids.pods:
+            if pod.creating and pod.problem is None and \
+                    self._age_seconds({"creationTimestamp": pod.since}) >= self.config.podHealthGraceSeconds:
+                try:
+                    messages = await self.api.pod_events(namespace, pod.name, "FailedMount")
+                except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
+                    log.debug("%s/%s: cannot list its events: %s", namespace, pod.name, exc)
+                    messages = []
+                problem = mount_problem(pod.name, pod.since, messages)
+                if problem is not None:
+                    pod = dataclasses.replace(pod, problem=problem)
+            pods.append(pod)
+        return dataclasses.replace(kids, pods=pods)
 
     def _age_seconds(self, metadata: Mapping[str, Any]) -> float:
         created = metadata.get("creationTimestamp")

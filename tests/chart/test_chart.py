@@ -135,7 +135,8 @@ NAMESPACED_RULES = {
     ("", "pods"): {"list", "watch"},
     ("", "pods/log"): {"get"},  # the master's final stats when its REST API was not read
     ("", "configmaps"): {"create"},  # the results ConfigMap
-    ("", "events"): {"create"},
+    # list: a stuck pod's FailedMount events (the kubelet reports a missing ConfigMap only there)
+    ("", "events"): {"create", "list"},
 }
 
 

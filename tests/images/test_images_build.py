@@ -95,7 +95,7 @@ def chroot_argv(rootfs: Path, user: str, *argv: str) -> list[str]:
 
 
 def chroot(rootfs: Path, user: str, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/opt/locust/bin:/opt/locust-operator/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp",
+    env = {"PATH": "/opt/venv/bin:/opt/locust-operator/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp",
            "LANG": "C.UTF-8"}
     return subprocess.run(chroot_argv(rootfs, user, *argv), capture_output=True, text=True, env=env,
                           timeout=120)
@@ -134,6 +134,11 @@ def test_locust_image_runs_the_pinned_locust(built: dict[str, images.Image], tmp
     assert f"locust {version} " in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     home = rootfs / "home" / "locust"
     assert (home.stat().st_uid, home.stat().st_gid) == (1000, 1000)
+    # LocustTests mount their library ConfigMap at /opt/locust/lib (the CRD's
+    # default libMountPath): nothing of the image may live there, or the mount
+    # hides it (the venv's lib/ did: "No module named 'locust'" on the real node).
+    assert not (rootfs / "opt" / "locust" / "lib").exists()
+    assert (rootfs / "opt" / "venv" / "bin" / "locust").exists()
 
 
 def test_operator_image_runs_the_operator(built: dict[str, images.Image], tmp_path: Path) -> None:

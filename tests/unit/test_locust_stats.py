@@ -7,7 +7,7 @@ import http.server
 import json
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -77,6 +77,49 @@ def test_fetch_reads_json_and_tolerates_failures() -> None:
             await reader.close()
 
     assert asyncio.run(reads()) == [REPORT] * 5 + [None, None]
+
+
+class _StopHandler(http.server.BaseHTTPRequestHandler):
+    """A master's /stop: `post` True like newer Locust (POST only), False like Locust 2.43
+    (GET only: a POST gets 405)."""
+
+    post = True
+    seen: ClassVar[list[str]] = []
+
+    def _answer(self, method: str) -> None:
+        self.seen.append(method)
+        allowed = (method == "POST") == self.post
+        self.send_response(200 if allowed else 405)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self._answer("GET")
+
+    def do_POST(self) -> None:
+        self._answer("POST")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("post", "methods"), [(True, ["POST"]), (False, ["POST", "GET"])])
+def test_stop_posts_and_falls_back_to_get_for_older_locust(post: bool, methods: list[str]) -> None:
+    handler = type("Handler", (_StopHandler,), {"post": post, "seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    async def stop() -> bool:
+        reader = StatsReader(timeout=2)
+        try:
+            return await reader.stop(f"http://127.0.0.1:{server.server_address[1]}/stop")
+        finally:
+            await reader.close()
+            server.shutdown()
+            server.server_close()
+
+    assert asyncio.run(stop()) is True
+    assert handler.seen == methods
 
 
 def test_status_uses_the_workers_locust_sees_and_keeps_results_after_the_end() -> None:

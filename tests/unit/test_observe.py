@@ -14,6 +14,7 @@ from locust_operator.children import (
     TransientCreateError,
     create_children,
 )
+from locust_operator.health import PodProblem, mount_problem
 from locust_operator.kube_api import ApiError
 from locust_operator.observe import Children, controller_uid, job_view, observe, pod_view, service_view
 
@@ -139,3 +140,34 @@ def test_only_services_and_jobs_are_created() -> None:
 
     with pytest.raises(PermanentCreateError, match="only Service and Job"):
         asyncio.run(main())
+
+
+def _creating(phase: str = "Pending", init: str = "PodInitializing",
+              main: str = "PodInitializing") -> dict[str, Any]:
+    """A master pod as the real kubelet shows it while its volumes do not mount."""
+    return {"metadata": {"name": "m", "creationTimestamp": "2026-11-25T12:00:00Z"},
+            "spec": {"initContainers": [{"name": "exporter", "restartPolicy": "Always"}]},
+            "status": {"phase": phase,
+                       "initContainerStatuses": [{"name": "exporter",
+                                                  "state": {"waiting": {"reason": init}}}],
+                       "containerStatuses": [{"name": "locust", "state": {"waiting": {"reason": main}}}]}}
+
+
+def test_pod_view_marks_a_pod_whose_containers_are_not_created_yet() -> None:
+    view = pod_view(_creating())
+    assert (view.creating, view.since, view.problem) == (True, "2026-11-25T12:00:00Z", None)
+    assert pod_view(_creating(main="ContainerCreating", init="ContainerCreating")).creating
+    # A container that runs, or waits for another reason, is not "being created".
+    assert not pod_view(_creating(main="ErrImagePull")).creating
+    assert not pod_view(_creating(phase="Running")).creating
+    running = _creating()
+    running["status"]["initContainerStatuses"][0]["state"] = {"running": {}}
+    assert not pod_view(running).creating
+    assert not pod_view({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}).creating
+
+
+def test_mount_problem_names_the_newest_failedmount_event() -> None:
+    assert mount_problem("m", None, []) is None
+    problem = mount_problem("m", "t", ["old", 'configmap "x" not found'])
+    assert problem == PodProblem("m", "ConfigurationError",
+                                 'pod m: FailedMount: configmap "x" not found', "t")

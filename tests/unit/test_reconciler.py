@@ -43,6 +43,7 @@ class FakeApi:
         self.refused: dict[str, ApiError] = {}  # kind -> the error its creates get
         self.refused_patches: dict[str, ApiError] = {}  # kind -> the error its patches get
         self.object_patches: list[tuple[str, str, dict[str, Any]]] = []
+        self.pod_event_messages: dict[tuple[str, str], list[str]] = {}  # (pod, reason) -> messages
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         if obj["kind"] in self.refused:
@@ -62,6 +63,9 @@ class FakeApi:
         if kind in self.refused_patches:
             raise self.refused_patches[kind]
         self.object_patches.append((kind, name, body))
+
+    async def pod_events(self, namespace: str, pod: str, reason: str) -> list[str]:
+        return self.pod_event_messages.get((pod, reason), [])
 
     async def pod_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> str:
         if pod not in self.logs:
@@ -291,6 +295,35 @@ def test_pod_problem_fails_the_test_when_its_grace_period_ends() -> None:
     run(world, script)
     assert world.phase == "Failed"
     assert world.reason("PodsHealthy") == "ConfigurationError"
+
+
+def test_a_pod_stuck_on_a_missing_configmap_fails_with_its_failedmount_event() -> None:
+    """Found on the real node: the kubelet leaves such a pod Pending (ContainerCreating)
+    and reports the missing ConfigMap only in a FailedMount event."""
+    world = World(config=OperatorConfig(statsPollSeconds=0, podHealthGraceSeconds=1))
+    message = 'MountVolume.SetUp failed for volume "demo-master" : configmap "nope" not found'
+
+    async def script(task: asyncio.Task[None]) -> None:
+        await until(lambda: world.reason("Ready") == "ResourcesCreated")
+        world.job("master", {})
+        world.pods.append(PodView(job_uid="job-master", role="master", ready=False, problem=None,
+                                  name="demo-master-x", creating=True, since="2026-11-25T12:00:00Z"))
+        world.reconciler.wake(KEY)
+        # Within the grace period, or past it without a FailedMount event (e.g. a slow
+        # image pull), a pod whose containers are being created is only starting.
+        world.clock.now = T0 + timedelta(seconds=2)
+        world.reconciler.wake(KEY)
+        await asyncio.sleep(0.05)
+        assert world.phase != "Failed"
+        world.api.pod_event_messages[("demo-master-x", "FailedMount")] = ["older", message]
+        world.reconciler.wake(KEY)
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    assert world.phase == "Failed"
+    healthy = next(c for c in world.api.patches[-1]["conditions"] if c["type"] == "PodsHealthy")
+    assert (healthy["status"], healthy["reason"]) == ("False", "ConfigurationError")
+    assert healthy["message"] == f"pod demo-master-x: FailedMount: {message}"
 
 
 def test_live_stats_are_read_while_running() -> None:

@@ -135,7 +135,8 @@ per watched namespace.
   verbs: ["create"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  # list: the FailedMount events of a pod that cannot start (a missing ConfigMap).
+  verbs: ["create", "list"]
 {{- end }}
 
 {{/*

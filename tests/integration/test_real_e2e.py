@@ -1,0 +1,398 @@
+"""End to end on the real node: the chart's operator image runs the tests' pods for real.
+
+`helm install` of the chart with the operator image built here (`scripts/images`,
+the chart's default reference, imagePullPolicy IfNotPresent): the operator runs
+in-cluster as the chart's Deployment under its ServiceAccount and RBAC. A small
+HTTP target runs in the cluster, and LocustTests run with real Locust masters
+and workers (containerd + runc), the exporter sidecar, the kubelet's real pod
+statuses (nothing is patched), the master's REST API read through its Service.
+
+The scenarios run at once (one namespace, different names) to keep the module
+short: pass (3 workers, 20 s), request errors, a threshold breach, abort, a
+missing ConfigMap, a missing image; `locust-operator wait` follows the pass and
+the breach. Uses the session's real-node cluster (`real_node_cluster`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import REPO_ROOT, Cluster
+
+pytestmark = pytest.mark.real_node
+
+CHART = REPO_ROOT / "charts" / "locust-operator"
+RELEASE = "lo-e2e"
+FULLNAME = f"{RELEASE}-locust-operator"
+LOCUST_IMAGE = "locustio/locust:{version}"
+GRACE = 15  # config.podHealthGraceSeconds of the test release
+
+TARGET = """
+import http.server
+import time
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith("/fail"):
+            code, body = 500, b"failing on purpose\\n"
+        else:
+            if self.path.startswith("/slow"):
+                time.sleep(0.3)
+            code, body = 200, b"ok\\n"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("", 8080), Handler).serve_forever()
+"""
+
+LOCUSTFILES = {
+    # Imports its paths from the lib ConfigMap (spec.testFiles.libConfigMapRef).
+    "main.py": """
+import sys
+
+sys.path.insert(0, "/opt/locust/lib")
+
+from e2e_paths import PATHS
+from locust import HttpUser, constant, task
+
+
+class Visitor(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def visit(self):
+        for path in PATHS:
+            self.client.get(path)
+""",
+    "fail.py": """
+from locust import HttpUser, constant, task
+
+
+class Visitor(HttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def visit(self):
+        self.client.get("/fail")
+""",
+    "slow.py": """
+from locust import HttpUser, constant, task
+
+
+class Visitor(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def visit(self):
+        self.client.get("/slow")
+""",
+}
+
+
+def configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def target_objects(image: str) -> list[dict[str, Any]]:
+    labels = {"app": "target"}
+    container = {
+        "name": "target", "image": image, "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", "/srv/target.py"], "ports": [{"containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "script", "mountPath": "/srv"}],
+    }
+    return [
+        configmap("target-script", {"target.py": TARGET}),
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "target"},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels}, "spec": {
+                      "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000},
+                      "terminationGracePeriodSeconds": 1,
+                      "containers": [container],
+                      "volumes": [{"name": "script", "configMap": {"name": "target-script"}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "target"},
+         "spec": {"selector": labels, "ports": [{"port": 8080, "targetPort": 8080}]}},
+    ]
+
+
+def locusttest(name: str, image: str, locustfile: str, run_time: str, workers: int = 1, users: int = 2,
+               configmap_ref: str = "e2e-locustfiles", **spec: Any) -> dict[str, Any]:
+    files = f"/lotest/src/{locustfile}"
+    return {
+        "apiVersion": "locust.io/v2", "kind": "LocustTest", "metadata": {"name": name},
+        "spec": {
+            "image": image,
+            "master": {"command": f"--locustfile {files} --host http://target:8080 -u {users} -r {users} "
+                                  f"--run-time {run_time}",
+                       "autoquit": {"timeout": 8}},
+            "worker": {"command": f"--locustfile {files}", "replicas": workers},
+            "testFiles": {"configMapRef": configmap_ref, "libConfigMapRef": "e2e-lib"},
+            **spec,
+        },
+    }
+
+
+@dataclass
+class E2E:
+    cluster: Cluster
+    operator_ns: str
+    ns: str
+    started: float
+    watch_log: Path
+    procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+
+    def lotest(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.cluster.kubectl_json("-n", self.ns, "get", "lotest", name)
+        return found
+
+    def status(self, name: str) -> dict[str, Any]:
+        status: dict[str, Any] = self.lotest(name).get("status") or {}
+        return status
+
+    def terminal(self, name: str, timeout: float = 180) -> dict[str, Any]:
+        status: dict[str, Any] = self.cluster.wait_for(
+            lambda: (s := self.status(name)).get("phase") in ("Succeeded", "Failed") and s,
+            timeout=timeout, interval=1, what=f"LocustTest {name} to end")
+        print(f"[{time.monotonic() - self.started:5.1f}s] {name}: {status['phase']} "
+              f"{status.get('verdict')}")
+        return status
+
+    def condition(self, name: str, kind: str) -> dict[str, Any]:
+        return next(c for c in self.status(name).get("conditions", []) if c["type"] == kind)
+
+    def raw(self, path: str) -> str:
+        return self.cluster.kubectl("get", "--raw", path).stdout
+
+    def pods(self, selector: str, ns: str | None = None) -> list[dict[str, Any]]:
+        pods: list[dict[str, Any]] = self.cluster.kubectl_json(
+            "-n", ns or self.ns, "get", "pods", "-l", selector)["items"]
+        return pods
+
+
+def _wait_cli(cluster: Cluster, ns: str, name: str) -> subprocess.Popen[str]:
+    """`python -m locust_operator wait NAME -n NS --timeout 3m`, with the admin kubeconfig."""
+    env = {**cluster.env, "PYTHONPATH": os.pathsep.join(
+        [str(REPO_ROOT / "controller"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    return subprocess.Popen([sys.executable, "-m", "locust_operator", "wait", name, "-n", ns,
+                             "--timeout", "3m"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="module")
+def e2e(real_node_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    c = real_node_cluster
+    started = time.monotonic()
+    # The four images (built here, cached), into the node's containerd.
+    assert c.cluster_dir is not None
+    c.run(str(REPO_ROOT / "scripts" / "images"), "import", "--address",
+          str(c.cluster_dir / "realnode" / "containerd.sock"), timeout=1800)
+    print(f"\n[{time.monotonic() - started:5.1f}s] images imported")
+    suffix = secrets.token_hex(3)
+    operator_ns, ns = f"e2e-operator-{suffix}", f"e2e-tests-{suffix}"
+    for name in (operator_ns, ns):
+        c.kubectl("create", "namespace", name)
+    image = LOCUST_IMAGE.format(version=c.versions["LOCUST_VERSION"])
+    watch_log = tmp_path_factory.mktemp("e2e") / "watch.txt"
+    env = E2E(c, operator_ns, ns, started, watch_log)
+    try:
+        c.wait_for(lambda: c.kubectl("-n", ns, "get", "serviceaccount", "default", check=False)
+                   .returncode == 0, timeout=60, what="ServiceAccount default")
+        objects = [*target_objects(image), configmap("e2e-locustfiles", LOCUSTFILES),
+                   configmap("e2e-lib", {"e2e_paths.py": 'PATHS = ["/", "/health"]\n'})]
+        c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                   "items": objects}))
+        # Small requests so that all scenarios fit the node's 2 CPUs at once.
+        c.helm("install", RELEASE, str(CHART), "-n", operator_ns, "--wait", "--timeout", "120s",
+               "--set", f"watchNamespaces={{{ns}}}",
+               "--set", f"config.podHealthGraceSeconds={GRACE}",
+               "--set", "config.statsPollSeconds=2",
+               "--set", "config.resources.requests.cpu=10m",
+               "--set", "config.resources.requests.memory=64Mi")
+        c.run(str(c.bin_dir / "kubectl"), "-n", ns, "rollout", "status", "deployment/target",
+              "--timeout=90s", timeout=100)
+        print(f"[{time.monotonic() - started:5.1f}s] operator installed, target ready")
+
+        watch = open(watch_log, "w")  # noqa: SIM115 (closed below, after the process)
+        env.procs["watch"] = subprocess.Popen(
+            # The whole namespace: `get lotest pass -w` would fail before pass exists.
+            [str(c.bin_dir / "kubectl"), "-n", ns, "get", "lotest", "-w"],
+            env=c.env, stdout=watch, stderr=subprocess.STDOUT, text=True)
+        tests = [
+            locusttest("pass", image, "main.py", "20s", workers=3, users=6),
+            locusttest("errors", image, "fail.py", "10s"),
+            locusttest("breach", image, "slow.py", "10s",
+                       thresholds={"responseTimeMs": {"p95": 100}, "maxFailRatio": "0.01"}),
+            locusttest("abort", image, "main.py", "3m"),
+            locusttest("no-configmap", image, "main.py", "10s", configmap_ref="e2e-missing"),
+            locusttest("no-image", f"{image}-does-not-exist", "main.py", "10s"),
+        ]
+        c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                   "items": tests}))
+        for name in ("pass", "breach"):
+            env.procs[f"wait-{name}"] = _wait_cli(c, ns, name)
+        yield env
+    finally:
+        for proc in env.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        if "watch" in env.procs:
+            watch.close()
+        c.helm("uninstall", RELEASE, "-n", operator_ns, "--wait", check=False)
+        for name in (ns, operator_ns):
+            c.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+        print(f"[{time.monotonic() - started:5.1f}s] module done")
+
+
+def test_operator_runs_in_cluster_as_the_charts_deployment(e2e: E2E) -> None:
+    (pod,) = e2e.pods("app.kubernetes.io/instance=" + RELEASE, e2e.operator_ns)
+    assert pod["spec"]["serviceAccountName"] == FULLNAME
+    assert pod["spec"]["nodeName"] == "real-node"
+    (container,) = pod["spec"]["containers"]
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert container["image"] == f"ghcr.io/locust-operator/locust-operator:{app_version}"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert pod["status"]["phase"] == "Running"
+    assert {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "True"
+    name = pod["metadata"]["name"]
+    # The liveness probe's endpoint and the metrics endpoint, through the API server's pod proxy.
+    assert e2e.raw(f"/api/v1/namespaces/{e2e.operator_ns}/pods/{name}:8080/proxy/healthz") is not None
+    metrics = e2e.raw(f"/api/v1/namespaces/{e2e.operator_ns}/pods/{name}:9090/proxy/metrics")
+    assert "locust_operator_errors_total" in metrics
+    # The operator (not us) created the tests' children: the chart's RBAC lets it.
+    e2e.cluster.wait_for(lambda: e2e.cluster.kubectl("-n", e2e.ns, "get", "job", "pass-master",
+                                                     check=False).returncode == 0,
+                         timeout=60, what="the operator to create pass-master")
+
+
+def test_a_distributed_test_passes_on_real_pods(e2e: E2E) -> None:
+    c, ns = e2e.cluster, e2e.ns
+    # Locust's own count of connected workers, while it runs.
+    live = c.wait_for(lambda: (s := e2e.status("pass")).get("phase") == "Running"
+                      and (s.get("locust") or {}).get("workerCount") == 3
+                      and float((s.get("locust") or {}).get("totalRps", 0)) > 0 and s,
+                      timeout=120, interval=1, what="pass Running with 3 workers and RPS > 0")
+    assert live["connectedWorkers"] == 3
+    print(f"[{time.monotonic() - e2e.started:5.1f}s] pass running: {live['locust']}")
+    # Workers find the master through its Service, by DNS name.
+    worker_args = c.kubectl_json("-n", ns, "get", "job", "pass-worker")["spec"]["template"]["spec"][
+        "containers"][0]["args"]
+    assert "--master-host=pass-master" in worker_args
+    service = c.kubectl_json("-n", ns, "get", "service", "pass-master")
+    assert service["spec"]["clusterIP"].startswith("198.19.")
+    # The exporter sidecar serves /metrics during the run.
+    (master,) = e2e.pods("performance-test-pod-name=pass-master")
+    metrics = e2e.raw(f"/api/v1/namespaces/{ns}/pods/{master['metadata']['name']}:9646/proxy/metrics")
+    assert "locust_up 1" in metrics, metrics[:2000]
+    assert "locust_workers_count 3" in metrics or "locust_workers_running_count 3" in metrics, metrics[:2000]
+
+    status = e2e.terminal("pass")
+    assert (status["phase"], status["verdict"]) == ("Succeeded", "TestSucceeded")
+    result = status["result"]
+    assert result["source"] == "MasterApi" and result["requests"] > 0 and result["failures"] == 0, result
+    assert float(result["rps"]) > 0 and result["workers"] == 3
+    kept = c.kubectl_json("-n", ns, "get", "configmap", "pass-results")
+    keys = {*kept.get("data", {}), *(k.removesuffix(".gz") for k in kept.get("binaryData", {}))}
+    assert keys >= {"result.json", "requests.csv", "failures.csv", "report.html"}, keys
+    # The master exited, the native sidecar stopped with it, the Job completed.
+    job = c.kubectl_json("-n", ns, "get", "job", "pass-master")
+    assert any(k["type"] == "Complete" and k["status"] == "True" for k in job["status"]["conditions"])
+    (master,) = e2e.pods("performance-test-pod-name=pass-master")
+    assert master["status"]["phase"] == "Succeeded"
+    assert master["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert "terminated" in master["status"]["initContainerStatuses"][0]["state"]
+    time.sleep(2)  # the watch prints the last line
+    header = c.kubectl("-n", ns, "get", "lotest", "pass").stdout.splitlines()[0]
+    lines = [line for line in e2e.watch_log.read_text().splitlines() if line.startswith("pass ")]
+    transcript = "\n".join([header, *lines])
+    print(f"\n$ kubectl get lotest -w  # the lines of pass\n{transcript}")
+    phases = [line.split()[1] for line in lines if len(line.split()) > 2]
+    assert {"Pending", "Running", "Succeeded"} <= set(phases), transcript
+
+
+def test_request_errors_fail_with_locust_errors(e2e: E2E) -> None:
+    status = e2e.terminal("errors")
+    assert (status["phase"], status["verdict"]) == ("Failed", "LocustErrors")
+    assert status["result"]["failures"] > 0 and status["result"]["failRatio"] == "1", status["result"]
+
+
+def test_a_threshold_breach_fails_with_thresholds_breached(e2e: E2E) -> None:
+    status = e2e.terminal("breach")
+    assert (status["phase"], status["verdict"]) == ("Failed", "ThresholdsBreached")
+    message = e2e.condition("breach", "TestCompleted")["message"]
+    assert "p95" in message and "> 100 ms" in message, message
+
+
+def test_a_missing_configmap_names_it(e2e: E2E) -> None:
+    status = e2e.terminal("no-configmap", timeout=120)
+    assert status["phase"] == "Failed"
+    healthy = e2e.condition("no-configmap", "PodsHealthy")
+    assert (healthy["status"], healthy["reason"]) == ("False", "ConfigurationError")
+    assert 'configmap "e2e-missing" not found' in healthy["message"], healthy
+
+
+def test_a_missing_image_fails_with_the_image_pull_reason(e2e: E2E) -> None:
+    status = e2e.terminal("no-image", timeout=120)
+    assert status["phase"] == "Failed"
+    healthy = e2e.condition("no-image", "PodsHealthy")
+    assert (healthy["status"], healthy["reason"]) == ("False", "ImagePullError")
+    assert "does-not-exist" in healthy["message"]
+    assert "ImagePullBackOff" in healthy["message"] or "ErrImagePull" in healthy["message"]
+
+
+def test_abort_mid_run_keeps_the_results_so_far(e2e: E2E) -> None:
+    c = e2e.cluster
+    c.wait_for(lambda: float((e2e.status("abort").get("locust") or {}).get("totalRps", 0)) > 0,
+               timeout=120, interval=1, what="abort running with RPS > 0")
+    c.kubectl("-n", e2e.ns, "annotate", "lotest", "abort", "locust.io/abort=true")
+    status = e2e.terminal("abort", timeout=90)
+    assert (status["phase"], status["verdict"]) == ("Failed", "Aborted")
+    assert status["result"]["requests"] > 0, status["result"]
+    # The pods end too (activeDeadlineSeconds on both Jobs).
+    c.wait_for(lambda: all(p["status"]["phase"] in ("Succeeded", "Failed")
+                           for p in e2e.pods("performance-test-name=abort")),
+               timeout=60, interval=1, what="the aborted test's pods to end")
+
+
+def test_wait_exits_0_for_the_pass_and_1_for_the_breach(e2e: E2E) -> None:
+    for name, code in (("pass", 0), ("breach", 1)):
+        proc = e2e.procs[f"wait-{name}"]
+        out, _ = proc.communicate(timeout=200)
+        print(f"$ python -m locust_operator wait {name} -n {e2e.ns} --timeout 3m  # exit {proc.returncode}\n"
+              + out)
+        assert proc.returncode == code, out
+
+
+def test_operator_stayed_alive_under_its_liveness_probe(e2e: E2E) -> None:
+    """After the scenarios the probe (initial delay 10 s, every 20 s) ran several times."""
+    (pod,) = e2e.pods("app.kubernetes.io/instance=" + RELEASE, e2e.operator_ns)
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+    events = e2e.cluster.kubectl_json("-n", e2e.operator_ns, "get", "events", "--field-selector",
+                                      f"involvedObject.name={pod['metadata']['name']},reason=Unhealthy")
+    assert events["items"] == []
+    name = pod["metadata"]["name"]
+    metrics = e2e.raw(f"/api/v1/namespaces/{e2e.operator_ns}/pods/{name}:9090/proxy/metrics")
+    errors = [line for line in metrics.splitlines() if line.startswith("locust_operator_errors_total{")]
+    assert all(line.endswith(" 0.0") for line in errors), errors
+    print(f"[{time.monotonic() - e2e.started:5.1f}s] operator log tail:\n" + e2e.cluster.kubectl(
+        "-n", e2e.operator_ns, "logs", name, "--tail=15").stdout)
