@@ -170,23 +170,30 @@ class KubeApi:
                 await session.close()
         self._session = self._streams = None
 
-    async def _request(self, method: str, path: str, body: Object | None = None,
-                       content_type: str = "application/json", priority: int = CREATE) -> Object:
+    async def _send(self, method: str, path: str, body: Object | None = None,
+                    content_type: str = "application/json", priority: int = CREATE,
+                    limit_bytes: int = -1) -> bytes:
+        """The response body (at most `limit_bytes` when set); ApiError on an error status."""
         for attempt in (1, 2):
             session = self._connect()
             async with self._limit.hold(priority), session.request(
                     method, self._server + path,
                     data=None if body is None else json.dumps(body),
                     headers={"Content-Type": content_type}) as response:
-                payload = await response.read()
+                payload = await response.content.read(limit_bytes)
                 if response.status == 401 and attempt == 1:
                     await self.close()  # credentials expired: log in again, once
                     continue
                 if response.status >= 400:
                     raise ApiError(response.status, _message(payload, response.reason or ""))
-                loaded = json.loads(payload) if payload else {}
-                return loaded if isinstance(loaded, dict) else {}
+                return payload
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _request(self, method: str, path: str, body: Object | None = None,
+                       content_type: str = "application/json", priority: int = CREATE) -> Object:
+        payload = await self._send(method, path, body, content_type, priority)
+        loaded = json.loads(payload) if payload else {}
+        return loaded if isinstance(loaded, dict) else {}
 
     async def get_json(self, path: str) -> Object:
         """GET (e.g. a label-selected list); `path` may carry a query."""
@@ -247,14 +254,5 @@ class KubeApi:
         """
         path = (f"{collection_path('Pod', namespace)}/{pod}/log?container={container}"
                 f"&tailLines={limit_bytes // 8}")
-        for attempt in (1, 2):
-            session = self._connect()
-            async with self._limit.hold(STATUS), session.get(self._server + path) as response:
-                if response.status == 401 and attempt == 1:
-                    await self.close()
-                    continue
-                payload = await response.content.read(limit_bytes * 4)
-                if response.status >= 400:
-                    raise ApiError(response.status, _message(payload, response.reason or ""))
-                return payload[-limit_bytes:].decode("utf-8", errors="replace")
-        raise AssertionError("unreachable")  # pragma: no cover
+        payload = await self._send("GET", path, priority=STATUS, limit_bytes=limit_bytes * 4)
+        return payload[-limit_bytes:].decode("utf-8", errors="replace")

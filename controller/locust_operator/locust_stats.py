@@ -15,6 +15,8 @@ from typing import Any
 
 import aiohttp
 
+from locust_operator.results import decimal
+
 # Locust's runner states, as its web API reports them.
 _STATES = {"ready", "spawning", "running", "cleanup", "stopping", "stopped", "missing"}
 
@@ -95,8 +97,7 @@ def _decimal(value: Any, places: int) -> str | None:
     """A finite number as a plain decimal string ("153.5", "0.0125", "12"), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
-    text = f"{value:.{places}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return decimal(value, places)
 
 
 def summarize(report: dict[str, Any]) -> dict[str, Any]:
