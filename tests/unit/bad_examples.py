@@ -54,6 +54,17 @@ BAD_EXAMPLES: list[tuple[str, Mutation, str, str]] = [
     ("bad-mount-target", _set("spec.volumes", [{"name": "v", "emptyDir": {}}]) , "", ""),
     ("otel-without-endpoint", _set("spec.observability", {"openTelemetry": {"enabled": True}}),
      "spec.observability.openTelemetry.endpoint", "required when enabled"),
+    # Thresholds: decimals are strings with a pattern, times are non-negative integers.
+    ("threshold-fail-ratio-over-1", _set("spec.thresholds", {"maxFailRatio": "1.5"}),
+     "spec.thresholds.maxFailRatio", "must match"),
+    ("threshold-negative-rps", _set("spec.thresholds", {"minRps": "-1"}), "spec.thresholds.minRps",
+     "must match"),
+    ("threshold-negative-p95", _set("spec.thresholds", {"responseTimeMs": {"p95": -1}}),
+     "spec.thresholds.responseTimeMs.p95", ">= 0"),
+    ("threshold-duplicate-request", _set("spec.thresholds", {"perRequest": [{"name": "/a"}, {"name": "/a"}]}),
+     "spec.thresholds.perRequest", "unique by name and method"),
+    ("threshold-request-without-name", _set("spec.thresholds", {"perRequest": [{"method": "GET"}]}),
+     "spec.thresholds.perRequest[0].name", "required"),
     ("volume-mount-overlaps-src", lambda t: (
         _set("spec.volumes", [{"name": "data", "emptyDir": {}}])(t),
         _set("spec.volumeMounts", [{"name": "data", "mountPath": "/lotest/src/data"}])(t)),
