@@ -55,6 +55,29 @@ class MetricsExporterConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MasterReadsConfig:
+    """Caps on what the operator reads from a test's master (the tenant's code).
+
+    Sizes are bytes, checked on the declared length and on the bytes as they
+    arrive; an answer over its cap is refused with a message in the test's status.
+    """
+
+    # GET /stats/requests (a live poll): Locust's answer is a few KiB per request name.
+    statsMaxBytes: int = 1024 * 1024
+    # Each of /stats/requests/csv and /stats/failures/csv, read once the run stopped.
+    csvMaxBytes: int = 2 * 1024 * 1024
+    # Locust's HTML report (/stats/report): ~1 MB for 50 request names.
+    reportMaxBytes: int = 4 * 1024 * 1024
+    # The tail of the master's log read for its final stats when its API was not read.
+    logMaxBytes: int = 4 * 1024 * 1024
+    connectTimeoutSeconds: int = 1
+    # A live poll's whole answer; a slow master only delays its own next poll.
+    timeoutSeconds: int = 3
+    # Each read of the final results (CSVs, report).
+    resultsTimeoutSeconds: int = 15
+
+
+@dataclasses.dataclass(frozen=True)
 class OperatorConfig:
     # Locust container resources; masterResources / workerResources replace
     # them per role when set.
@@ -77,6 +100,10 @@ class OperatorConfig:
     statsPollSeconds: int = 10
     # Where the master's REST API is reached; {service} and {namespace} are filled in.
     statsUrlTemplate: str = "http://{service}.{namespace}.svc:8089/stats/requests"
+    masterReads: MasterReadsConfig = dataclasses.field(default_factory=MasterReadsConfig)
+    # The longest a test may run, from its creation, when its spec.maxDurationSeconds
+    # is not set: then its Jobs are ended and it fails (DeadlineExceeded). 0: no limit.
+    maxTestDurationSeconds: int = 86400
     # Namespaces the controller watches; empty means all namespaces.
     namespaces: tuple[str, ...] = ()
     logFormat: str = "text"
@@ -93,7 +120,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "logFormat": ("text", "json"),
 }
 _NON_NEGATIVE = {"jobTtlSecondsAfterFinished", "podHealthGraceSeconds", "statsPollSeconds",
-                 "workerConnectTimeoutSeconds"}
+                 "workerConnectTimeoutSeconds", "maxTestDurationSeconds"}
+_POSITIVE = {f"masterReads.{name}" for name in (
+    "statsMaxBytes", "csvMaxBytes", "reportMaxBytes", "logMaxBytes", "connectTimeoutSeconds",
+    "timeoutSeconds", "resultsTimeoutSeconds")}
 _PORT = {"metricsExporter.port"}
 _RESOURCE_KEYS = {"requests", "limits"}
 _QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]i?|Ki)?$")
@@ -175,6 +205,8 @@ def _check(path: str, value: Any) -> None:
         raise ConfigError(f"{path}: must be one of {', '.join(_CHOICES[path])}, got {value!r}")
     if path in _NON_NEGATIVE and value is not None and value < 0:
         raise ConfigError(f"{path}: must be >= 0, got {value}")
+    if path in _POSITIVE and value < 1:
+        raise ConfigError(f"{path}: must be >= 1, got {value}")
     if path in _PORT and not 1 <= value <= 65535:
         raise ConfigError(f"{path}: must be a port number 1..65535, got {value}")
     if path == "statsUrlTemplate":

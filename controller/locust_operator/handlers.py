@@ -46,7 +46,10 @@ def _live(status: kopf.Status, **_: Any) -> bool:
 # Kopf holds a finalizer on the test while this daemon may run, to stop it before
 # the test is gone; once the phase is terminal the filter stops matching, and Kopf
 # removes the finalizer in the same step.
-@kopf.daemon(GROUP, VERSION, PLURAL, when=_live, cancellation_timeout=10)
+# cancellation_backoff: when the filter stops matching (the loop itself wrote the
+# terminal status) Kopf first asks the loop to stop and waits for it; without it
+# Kopf cancels at once and logs a WARNING for every test that ended normally.
+@kopf.daemon(GROUP, VERSION, PLURAL, when=_live, cancellation_backoff=5, cancellation_timeout=10)
 async def test_loop(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo,
                     stopped: kopf.DaemonStopped, **_: Any) -> None:
     key = (namespace, name)

@@ -31,6 +31,7 @@ import aiohttp
 import kopf
 
 from locust_operator import GROUP, PLURAL, VERSION
+from locust_operator.bounded import Refused, mib, text
 from locust_operator.metrics import API_WRITES
 
 Object = dict[str, Any]
@@ -107,6 +108,12 @@ class ApiError(Exception):
         self.message = message
 
 
+# What a request to the API server (or a bounded read) may raise that is an outcome to
+# handle, not a bug: the server is down or restarting, refused the request, or
+# answered more than the caller's cap.
+API_ERRORS: tuple[type[Exception], ...] = (TimeoutError, ApiError, OSError, aiohttp.ClientError, Refused)
+
+
 class Api(Protocol):
     """What the reconciler needs from the API server (a fake implements it in tests)."""
 
@@ -121,6 +128,25 @@ class Api(Protocol):
     async def pod_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> str: ...
 
     async def pod_events(self, namespace: str, pod: str, reason: str) -> list[str]: ...
+
+
+# Events read per pod, and the bytes of their list (each event can be large).
+EVENTS_LIMIT = 20
+EVENTS_MAX_BYTES = 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+async def _read_body(response: aiohttp.ClientResponse, cap: int | None, tail: bool) -> bytes:
+    if cap is None:
+        return await response.read()
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > cap:
+            if not tail:
+                raise Refused(f"the API server's answer is over {mib(cap)}")
+            del body[: len(body) - cap]
+    return bytes(body)
 
 
 def _message(body: bytes, fallback: str) -> str:
@@ -172,15 +198,20 @@ class KubeApi:
 
     async def _send(self, method: str, path: str, body: Object | None = None,
                     content_type: str = "application/json", priority: int = CREATE,
-                    limit_bytes: int = -1) -> bytes:
-        """The response body (at most `limit_bytes` when set); ApiError on an error status."""
+                    cap: int | None = None, tail: bool = False) -> bytes:
+        """The response body; ApiError on an error status.
+
+        With `cap`, a body over `cap` bytes is refused (bounded.Refused), or with
+        `tail` only its last `cap` bytes are kept: what a tenant wrote (a pod's log,
+        events in its namespace) never sits in memory whole.
+        """
         for attempt in (1, 2):
             session = self._connect()
             async with self._limit.hold(priority), session.request(
                     method, self._server + path,
                     data=None if body is None else json.dumps(body),
                     headers={"Content-Type": content_type}) as response:
-                payload = await response.content.read(limit_bytes)
+                payload = await _read_body(response, cap, tail)
                 if response.status == 401 and attempt == 1:
                     await self.close()  # credentials expired: log in again, once
                     continue
@@ -190,14 +221,15 @@ class KubeApi:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _request(self, method: str, path: str, body: Object | None = None,
-                       content_type: str = "application/json", priority: int = CREATE) -> Object:
-        payload = await self._send(method, path, body, content_type, priority)
+                       content_type: str = "application/json", priority: int = CREATE,
+                       cap: int | None = None) -> Object:
+        payload = await self._send(method, path, body, content_type, priority, cap=cap)
         loaded = json.loads(payload) if payload else {}
         return loaded if isinstance(loaded, dict) else {}
 
-    async def get_json(self, path: str) -> Object:
+    async def get_json(self, path: str, cap: int | None = None) -> Object:
         """GET (e.g. a label-selected list); `path` may carry a query."""
-        return await self._request("GET", path, priority=STATUS)
+        return await self._request("GET", path, priority=STATUS, cap=cap)
 
     async def stream_lines(self, path: str) -> AsyncIterator[bytes]:
         """The lines of a watch response, until the server ends it."""
@@ -240,11 +272,15 @@ class KubeApi:
 
     async def pod_events(self, namespace: str, pod: str, reason: str) -> list[str]:
         """The messages of a pod's events with `reason` (e.g. FailedMount), oldest first."""
+        # Events in a test's namespace are the tenant's to write: a few, of bounded size.
         path = (f"{collection_path('Event', namespace)}?fieldSelector=involvedObject.kind%3DPod,"
-                f"involvedObject.name%3D{pod},reason%3D{reason}")
-        items = (await self.get_json(path)).get("items") or []
+                f"involvedObject.name%3D{pod},reason%3D{reason}&limit={EVENTS_LIMIT}")
+        items = (await self.get_json(path, cap=EVENTS_MAX_BYTES)).get("items") or []
+        if not isinstance(items, list):
+            return []
+        items = [e for e in items if isinstance(e, dict)]
         items.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
-        return [str(e.get("message", "")) for e in items if e.get("message")]
+        return [text(e["message"]) for e in items if e.get("message")]
 
     async def pod_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> str:
         """The last `limit_bytes` (about) of a container's log, as text.
@@ -253,6 +289,6 @@ class KubeApi:
         holds Locust's final stats, so ask for enough lines and cut here.
         """
         path = (f"{collection_path('Pod', namespace)}/{pod}/log?container={container}"
-                f"&tailLines={limit_bytes // 8}")
-        payload = await self._send("GET", path, priority=STATUS, limit_bytes=limit_bytes * 4)
-        return payload[-limit_bytes:].decode("utf-8", errors="replace")
+                f"&tailLines={max(1, limit_bytes // 8)}")
+        payload = await self._send("GET", path, priority=STATUS, cap=limit_bytes, tail=True)
+        return payload.decode("utf-8", errors="replace")

@@ -1,7 +1,7 @@
 """What the watches keep of each child, and one test's Observation from it (pure).
 
-The Kopf indexes hold a small view per Job, Service and Pod, keyed by
-(namespace, test name label). Two tests can share a label key only after a
+The child watches (`watches.ChildWatches`) hold a small view per Job, Service
+and Pod, keyed by (namespace, test name label). Two tests can share a label key only after a
 delete and re-create, and two test names (`a.b`, `a-b`) can map to the same
 child names; so every view carries the UID of its controller owner, and a
 test only ever sees the children it owns (pods through their Job's UID).
@@ -48,6 +48,8 @@ class PodView:
     # No container created yet (e.g. a volume cannot mount); since: creationTimestamp.
     creating: bool = False
     since: str | None = None
+    # The pod's phase is Succeeded or Failed: none of its containers runs any more.
+    finished: bool = False
 
 
 def controller_ref(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -85,7 +87,8 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
                    role=(metadata.get("labels") or {}).get(COMPONENT_LABEL, ""),
                    ready=ready, problem=pod_problem(pod), name=str(metadata.get("name", "")),
                    exit_code=codes[0] if codes else None, creating=still_creating(pod),
-                   since=metadata.get("creationTimestamp"))
+                   since=metadata.get("creationTimestamp"),
+                   finished=status.get("phase") in ("Succeeded", "Failed"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +112,8 @@ def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace
             create_error: str | None = None, create_error_reason: str = "ResourcesFailed",
             deleted: Iterable[str] = (), locust: dict[str, Any] | None = None,
             just_created: bool = False, result: dict[str, Any] | None = None,
-            aborted: bool = False) -> Observation:
+            aborted: bool = False, run_stopped: bool = False, deadline_exceeded: int | None = None,
+            live_problem: str | None = None) -> Observation:
     """The Observation of `test` from the children it owns (by controller UID)."""
     uid = test["metadata"].get("uid")
     jobs = {j.role: j for j in children.jobs if j.owner_uid == uid}
@@ -135,6 +139,11 @@ def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace
         master_exit_code=next((p.exit_code for p in pods if p.role == MASTER and p.exit_code is not None),
                               None),
         aborted=aborted,
+        run_stopped=run_stopped,
+        deadline_exceeded=deadline_exceeded,
+        live_problem=live_problem,
+        master_pods_live=sum(1 for p in pods if p.role == MASTER and not p.finished),
+        worker_pods_live=sum(1 for p in pods if p.role == WORKER and not p.finished),
         deleted=tuple(sorted(deleted)),
         problems=tuple(sorted((p.problem for p in pods if p.problem is not None),
                               key=lambda problem: problem.pod)),

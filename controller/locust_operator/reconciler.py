@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import aiohttp
 import jinja2
 
 from locust_operator import API_VERSION, KIND
+from locust_operator.bounded import text
 from locust_operator.children import (
     NameConflict,
     PermanentCreateError,
@@ -31,47 +31,30 @@ from locust_operator.children import (
     create_children,
 )
 from locust_operator.config import OperatorConfig
-from locust_operator.contract import (
-    ABORT_ANNOTATION,
-    COMPONENT_LABEL,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
-    MASTER,
-    TEST_NAME_LABEL,
-    child_names,
-    results_name,
-)
+from locust_operator.contract import ABORT_ANNOTATION, MASTER, child_names
 from locust_operator.events import event_body
 from locust_operator.health import mount_problem
-from locust_operator.kube_api import Api, ApiError, backoff
-from locust_operator.locust_stats import master_url, stats_url, summarize
+from locust_operator.kube_api import API_ERRORS, Api, ApiError, backoff
+from locust_operator.locust_stats import stats_url, summarize
+from locust_operator.master_api import Answer, master_url
 from locust_operator.metrics import ERRORS, RESOURCES_CREATED_SECONDS, TERMINAL_SECONDS, TESTS_HANDLED
 from locust_operator.observe import Children, JobView, Key, PodView, master_pod, observe
 from locust_operator.render import RenderError, job_ttl, keeps_failed_pods, render_validated
-from locust_operator.results import (
-    MASTER_API,
-    MASTER_LOG,
-    ResultsError,
-    RunStats,
-    configmap_data,
-    parse_final_json,
-    parse_requests_csv,
-    report_texts,
-    requests_csv,
-    summary,
-    unavailable,
-)
+from locust_operator.results_keeper import MasterSource, ResultsKeeper
 from locust_operator.status import (
     RUNNING,
+    STOP_NOW,
     SUCCEEDED,
     TERMINAL,
+    Derived,
     Status,
     condition,
     derive_status,
+    job_deadline,
     job_finished,
     transition_events,
+    with_tracking_error,
 )
-from locust_operator.thresholds import evaluate, thresholds_set
 
 log = logging.getLogger("locust_operator")
 
@@ -81,28 +64,20 @@ Object = dict[str, Any]
 _CREATION_DONE = ("ResourcesCreated", "ResourcesFailed", "NameConflict")
 # Seconds between retries when the API server cannot be reached.
 _RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
-# How much of the master's log is read for its final stats (the tail holds them).
-LOG_LIMIT_BYTES = 16 * 1024 * 1024
-# Reads of the stats CSV after a run stopped, at most, until two agree.
-_STABLE_READS = 6
+# Seconds between retries after an unexpected error while observing a test.
+_ERROR_DELAYS = (1.0, 5.0, 15.0, 60.0)
+# The longest wait between live polls of a master that does not answer.
+_MAX_POLL_SECONDS = 60
 # Seconds between looks at the events of a pod whose containers are not created yet.
 MOUNT_RECHECK_SECONDS = 5.0
-# What Locust logs when --expect-workers-max-wait ran out.
-_GAVE_UP = "Gave up waiting for workers to connect"
-
-
-class StatsSource(Protocol):
-    async def fetch(self, url: str) -> dict[str, Any] | None: ...
-
-    async def fetch_text(self, url: str, timeout: float = 30.0) -> str | None: ...
-
-    async def stop(self, url: str) -> bool: ...
 
 
 class StopFlag(Protocol):
-    """Kopf's DaemonStopped: true once the daemon must stop."""
+    """Kopf's DaemonStopped: true once the daemon must stop; `wait()` until then."""
 
     def __bool__(self) -> bool: ...
+
+    def wait(self) -> Awaitable[Any]: ...
 
 
 def utc_now() -> datetime:
@@ -131,37 +106,63 @@ class _Live:
 
 
 @dataclasses.dataclass
-class _Run:
-    """What the loop learns of the run itself: its final results, and an abort."""
-
-    result: dict[str, Any] | None
-    log_read: bool = False
-    aborted: bool = False
-
-
-@dataclasses.dataclass
 class _Creation:
     error: str | None = None
     reason: str = "ResourcesFailed"
     just_created: bool = False
 
 
+@dataclasses.dataclass
+class _Run:
+    """What one test's loop has learnt so far: its last status, the live numbers,
+    the final results, and what it did to the run (stopped it, aborted it)."""
+
+    previous: Status
+    url: str
+    creation: _Creation
+    result: dict[str, Any] | None
+    locust: dict[str, Any] | None = None
+    # Why the master's answers were refused (status.locust.message); polls stop then.
+    problem: str | None = None
+    live_off: bool = False
+    api_refused: bool = False  # the final results will come from the log
+    poll: asyncio.Task[Answer] | None = None  # a live poll under way
+    next_poll: datetime | None = None
+    unanswered: int = 0  # polls in a row that got no answer
+    log_read: bool = False
+    aborted: bool = False
+    stop_tried: bool = False  # the master was asked to stop (abort, deadline, a verdict)
+    run_stopped: bool = False  # the final results were read after Locust said "stopped"
+    deadline: int | None = None  # set once the test outlived its maxDurationSeconds
+    drift_logged: int = 1
+    write_failures: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Next:
+    """What the loop does after a step: stop, derive again now, or sleep."""
+
+    done: bool = False
+    again: bool = False
+    timeout: float | None = None
+
+
 class Reconciler:
     """Owns the controller's runtime state: the loops of the live tests."""
 
-    def __init__(self, config: OperatorConfig, api: Api, stats: StatsSource,
+    def __init__(self, config: OperatorConfig, api: Api, master: MasterSource,
                  clock: Clock = utc_now,
                  after_create: Callable[[Object], Awaitable[None]] | None = None,
                  retry_delays: tuple[float, ...] = _RETRY_DELAYS,
                  settle_seconds: float = 0.25, results_settle_seconds: float = 1.0) -> None:
         self.config = config
         self.api = api
-        self.stats = stats
+        self.master = master
         self.clock = clock
+        self.results = ResultsKeeper(api, master, config.masterReads.logMaxBytes, results_settle_seconds)
         self._after_create = after_create
         self._retry_delays = retry_delays
         self._settle_seconds = settle_seconds
-        self._results_settle_seconds = results_settle_seconds
         self._live: dict[Key, _Live] = {}
 
     # --- called by watch handlers ---------------------------------------------------
@@ -204,102 +205,187 @@ class Reconciler:
         """Track one test until its phase is terminal (or Kopf stops the loop).
 
         `body` is Kopf's live view of the test, `children` reads its children's
-        views from the indexes; both are re-read on every wake.
+        views from the watches; both are re-read on every wake. Whatever goes
+        wrong while observing one test stays with it (`_guarded`).
         """
         metadata = body["metadata"]
         key: Key = (metadata["namespace"], metadata["name"])
         live = self._live[key] = _Live(uid=metadata["uid"])
+        # Kopf's stop request (the test finished or went away) wakes a sleeping loop,
+        # so it returns at once instead of being cancelled.
+        on_stop = asyncio.ensure_future(_wake_on_stop(stopped, live))
+        run: _Run | None = None
         try:
-            await self._track(body, children, stopped, key, live)
+            previous: Status = dict(body.get("status") or {})
+            if previous.get("phase") in TERMINAL:
+                return  # finished before this loop started (e.g. an operator restart)
+            creation = _Creation()
+            if (condition(previous, "Ready") or {}).get("reason") not in _CREATION_DONE:
+                creation = await self._create(body, stopped)
+            url = stats_url(self.config.statsUrlTemplate, child_names(key[1])[MASTER], key[0])
+            run = _Run(previous=previous, url=url, creation=creation, result=previous.get("result"),
+                       problem=(previous.get("locust") or {}).get("message"))
+            await self._guarded(body, children, stopped, key, live, run)
         finally:
+            on_stop.cancel()
+            if run is not None and run.poll is not None:
+                run.poll.cancel()
             if self._live.get(key) is live:
                 del self._live[key]
 
-    async def _track(self, body: Mapping[str, Any], children: Callable[[], Children],
-                     stopped: StopFlag, key: Key, live: _Live) -> None:
-        previous: Status = dict(body.get("status") or {})
-        if previous.get("phase") in TERMINAL:
-            return  # finished before this loop started (e.g. an operator restart)
-        creation = _Creation()
-        if (condition(previous, "Ready") or {}).get("reason") not in _CREATION_DONE:
-            creation = await self._create(body, stopped)
-        locust: dict[str, Any] | None = None
-        next_stats: datetime | None = None
-        drift_logged = 1
-        failures = 0
-        url = stats_url(self.config.statsUrlTemplate, child_names(key[1])[MASTER], key[0])
-        run = _Run(result=previous.get("result"))
+    async def _guarded(self, body: Mapping[str, Any], children: Callable[[], Children],
+                       stopped: StopFlag, key: Key, live: _Live, run: _Run) -> None:
+        """Steps until the test is terminal; an unexpected error in one step is logged as
+        one line naming the test, noted in its status (Tracking=False), and retried."""
+        errors = 0
         while not stopped:
-            test = {"metadata": dict(body["metadata"]), "spec": dict(body.get("spec") or {})}
-            generation = int(test["metadata"].get("generation", 1))
-            if generation > drift_logged:
-                drift_logged = generation
-                log.warning("Update operations on %s are not currently supported!", key[1])
-            abort = (test["metadata"].get("annotations") or {}).get(ABORT_ANNOTATION) == "true"
-            if abort and not run.aborted:
-                await self._abort(test, previous, run, url, locust)
-            kids = await self._mount_failures(key[0], live.with_gone(children()))
-            if run.result is None and not run.log_read and job_finished(_master_job(test, kids)):
-                # The run ended before its results were read from the master's API.
-                run.log_read = True
-                run.result = await self._results_from_log(test, kids, previous)
-            now = self.clock()
-            observation = observe(
-                test, kids, now=now, grace_seconds=self.config.podHealthGraceSeconds,
-                create_error=creation.error, create_error_reason=creation.reason,
-                deleted=live.deleted, locust=locust, just_created=creation.just_created,
-                result=run.result, aborted=run.aborted)
-            derived = derive_status(previous, observation)
-            if derived.status != previous:
-                try:
-                    # Shielded: a terminal status stops the loop's filter, and Kopf may
-                    # cancel the loop before the events announcing it are written.
-                    if not await asyncio.shield(self._write(test, kids, previous, derived.status)):
-                        return  # the test was deleted meanwhile
-                except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
-                    ERRORS.labels("status").inc()
-                    delay = backoff(self._retry_delays, failures)
-                    failures += 1
-                    log.warning("%s/%s: cannot write the status (%s); retrying in %ss",
-                                *key, exc, delay)
-                    await self._sleep(live, delay)
-                    continue
-                failures = 0
-                previous = derived.status
-            creation.just_created = False
-            phase = previous["phase"]
-            if phase in TERMINAL:
+            try:
+                step = await self._step(body, children, key, live, run)
+                errors = 0
+            except Exception as exc:  # one test's trouble must never end the others' loops
+                ERRORS.labels("observe").inc()
+                delay = backoff(_ERROR_DELAYS, errors)
+                errors += 1
+                message = f"cannot observe the test: {type(exc).__name__}: {text(exc, 300)}"
+                log.error("%s/%s: %s; retrying in %ss", *key, message, delay)
+                await self._note_error(key, run, message)
+                step = _Next(timeout=delay)
+            if step.done:
                 return
-            timeout = None if derived.recheck_after is None else derived.recheck_after + 0.5
-            if any(p.creating for p in kids.pods):
-                # Nothing in a pod's status changes while a volume fails to mount: look again.
-                timeout = min(timeout or MOUNT_RECHECK_SECONDS, MOUNT_RECHECK_SECONDS)
-            if phase == RUNNING and self.config.statsPollSeconds > 0:
-                if next_stats is None or now >= next_stats:
-                    next_stats = now + timedelta(seconds=self.config.statsPollSeconds)
-                    report = await self.stats.fetch(url)
-                    if report is not None:
-                        locust = summarize(report)
-                        if locust.get("state") == "stopped" and run.result is None:
-                            # The run is over and --autoquit keeps the master up: read it all now.
-                            run.result = await self._results_from_api(test, url, previous, locust)
-                        continue  # derive again with the new numbers
-                wait = (next_stats - now).total_seconds()
-                timeout = wait if timeout is None else min(timeout, wait)
-            await self._sleep(live, timeout)
+            if not step.again:
+                await self._sleep(live, step.timeout, run.poll)
 
-    async def _sleep(self, live: _Live, timeout: float | None) -> None:
-        """Until woken by an event or `timeout` seconds pass.
+    async def _step(self, body: Mapping[str, Any], children: Callable[[], Children], key: Key,
+                    live: _Live, run: _Run) -> _Next:
+        """Look at the test once: act on the run, derive the status, write it if it changed."""
+        test = {"metadata": dict(body["metadata"]), "spec": dict(body.get("spec") or {})}
+        self._log_drift(key, test, run)
+        kids = await self._mount_failures(key[0], live.with_gone(children()))
+        if await self._act_on_run(test, kids, run):
+            return _Next(again=True)
+        now = self.clock()
+        observation = observe(
+            test, kids, now=now, grace_seconds=self.config.podHealthGraceSeconds,
+            create_error=run.creation.error, create_error_reason=run.creation.reason,
+            deleted=live.deleted, locust=run.locust, just_created=run.creation.just_created,
+            result=run.result, aborted=run.aborted, run_stopped=run.run_stopped,
+            deadline_exceeded=run.deadline, live_problem=run.problem)
+        derived = derive_status(run.previous, observation)
+        if derived.stop_jobs == STOP_NOW and not run.stop_tried and \
+                await self._stop_master(test, kids, run):
+            return _Next(again=True)  # results read before the Jobs end: derive with them
+        if derived.status != run.previous:
+            try:
+                # Shielded: a terminal status stops the loop's filter, and Kopf may
+                # cancel the loop before the events announcing it are written.
+                if not await asyncio.shield(self._write(test, kids, run.previous, derived)):
+                    return _Next(done=True)  # the test was deleted meanwhile
+            except API_ERRORS as exc:
+                ERRORS.labels("status").inc()
+                delay = backoff(self._retry_delays, run.write_failures)
+                run.write_failures += 1
+                log.warning("%s/%s: cannot write the status (%s); retrying in %ss", *key, exc, delay)
+                return _Next(timeout=delay)
+            run.write_failures = 0
+            run.previous = derived.status
+        run.creation.just_created = False
+        if run.previous["phase"] in TERMINAL:
+            return _Next(done=True)
+        return self._next_wake(test, kids, run, derived, now)
+
+    def _log_drift(self, key: Key, test: Object, run: _Run) -> None:
+        generation = int(test["metadata"].get("generation", 1))
+        if generation > run.drift_logged:
+            run.drift_logged = generation
+            log.warning("Update operations on %s are not currently supported!", key[1])
+
+    async def _act_on_run(self, test: Object, kids: Children, run: _Run) -> bool:
+        """Abort, deadline, a finished live poll, the log fallback; True to derive at once."""
+        metadata = test["metadata"]
+        if (metadata.get("annotations") or {}).get(ABORT_ANNOTATION) == "true" and not run.aborted:
+            run.aborted = True
+            log.info("%s/%s: abort requested", metadata["namespace"], metadata["name"])
+            await self._stop_master(test, kids, run)
+        limit = max_duration(test["spec"], self.config)
+        if limit and run.deadline is None and self._age_seconds(metadata) >= limit:
+            run.deadline = limit
+            log.info("%s/%s: ran past its %ss limit; stopping it", metadata["namespace"],
+                     metadata["name"], limit)
+            await self._stop_master(test, kids, run)
+        if run.poll is not None and run.poll.done():
+            return await self._take_poll(test, run)
+        if run.result is None and not run.log_read and job_finished(_master_job(test, kids)):
+            # The run ended before its results were read from the master's API.
+            run.log_read = True
+            run.result = await self.results.from_log(test, kids, run.previous)
+        return False
+
+    async def _take_poll(self, test: Object, run: _Run) -> bool:
+        """Take in a finished live poll: numbers, a refusal, or no answer (back off)."""
+        assert run.poll is not None
+        answer = run.poll.result() if not run.poll.cancelled() else Answer()
+        run.poll = None
+        if answer.problem:
+            run.problem, run.live_off = f"{answer.problem}; live stats off", True
+            return True
+        if answer.value is None:
+            run.unanswered += 1
+            return False
+        run.unanswered = 0
+        run.locust = summarize(answer.value)
+        if run.locust.get("state") == "stopped" and run.result is None and not run.api_refused:
+            # The run is over and --autoquit keeps the master up: read it all now.
+            got = await self.results.from_api(test, run.url, run.previous, run.locust)
+            if got.problem:
+                run.problem, run.api_refused = got.problem, True
+            run.result = got.result
+            run.run_stopped = got.result is not None and not run.aborted
+        return True
+
+    def _next_wake(self, test: Object, kids: Children, run: _Run, derived: Derived,
+                   now: datetime) -> _Next:
+        """When to look again: a grace period, a pod still creating, the deadline, a poll."""
+        timeouts = [] if derived.recheck_after is None else [derived.recheck_after + 0.5]
+        if any(p.creating for p in kids.pods):
+            # Nothing in a pod's status changes while a volume fails to mount: look again.
+            timeouts.append(MOUNT_RECHECK_SECONDS)
+        limit = max_duration(test["spec"], self.config)
+        if limit and run.deadline is None:
+            timeouts.append(max(0.0, limit - self._age_seconds(test["metadata"])) + 0.1)
+        polling = (self.config.statsPollSeconds > 0 and not run.live_off and run.poll is None
+                   and _master_may_answer(test, kids))
+        if run.previous["phase"] == RUNNING and polling:
+            if run.next_poll is None or now >= run.next_poll:
+                # In the background: a slow or unreachable master delays only its own numbers.
+                run.poll = asyncio.ensure_future(self.master.stats(run.url))
+                run.next_poll = now + timedelta(seconds=poll_interval(
+                    self.config.statsPollSeconds, run.unanswered))
+            else:
+                timeouts.append((run.next_poll - now).total_seconds())
+        return _Next(timeout=min(timeouts) if timeouts else None)
+
+    async def _sleep(self, live: _Live, timeout: float | None, poll: asyncio.Task[Answer] | None) -> None:
+        """Until woken by an event, a live poll's answer, or `timeout` seconds pass.
 
         After a wake, wait `settle_seconds` more: a test's pods and Jobs change
         together (three pods turn Ready within a moment), and one status write
         for all of them beats one per event.
         """
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(live.wake.wait(), timeout)
-            if self._settle_seconds:
-                await asyncio.sleep(self._settle_seconds)
+        woken = asyncio.ensure_future(live.wake.wait())
+        waiting: set[asyncio.Future[Any]] = {woken} if poll is None else {woken, poll}
+        try:
+            done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+        if woken in done and self._settle_seconds:
+            await asyncio.sleep(self._settle_seconds)
         live.wake.clear()
+
+    async def _note_error(self, key: Key, run: _Run, message: str) -> None:
+        status = with_tracking_error(run.previous, message, self.clock())
+        with contextlib.suppress(*API_ERRORS):
+            await self.api.patch_status(key[0], key[1], status)
+            run.previous = status
 
     # --- create -------------------------------------------------------------------------
 
@@ -359,12 +445,12 @@ class Reconciler:
 
     # --- write ----------------------------------------------------------------------------
 
-    async def _write(self, test: Object, kids: Children, previous: Status, status: Status) -> bool:
+    async def _write(self, test: Object, kids: Children, previous: Status, derived: Derived) -> bool:
         """Patch the status and announce its transitions; False if the test is gone."""
-        metadata = test["metadata"]
+        metadata, status = test["metadata"], derived.status
         if status["phase"] in TERMINAL and previous.get("phase") not in TERMINAL:
             # Before the terminal status: once it is written this loop never runs again.
-            await self._end_jobs(test, kids, status)
+            await self._end_jobs(test, kids, derived)
         try:
             await self.api.patch_status(metadata["namespace"], metadata["name"], status)
         except ApiError as exc:
@@ -387,7 +473,7 @@ class Reconciler:
         try:
             await self.api.create(event_body(dict(metadata), event_type, reason, message,
                                              self.clock()))
-        except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
+        except API_ERRORS as exc:
             ERRORS.labels("event").inc()
             log.warning("could not record event %s on %s/%s: %s", reason,
                         metadata.get("namespace"), metadata.get("name"), exc)
@@ -402,7 +488,7 @@ class Reconciler:
                     self._age_seconds({"creationTimestamp": pod.since}) >= self.config.podHealthGraceSeconds:
                 try:
                     messages = await self.api.pod_events(namespace, pod.name, "FailedMount")
-                except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
+                except API_ERRORS as exc:
                     log.debug("%s/%s: cannot list its events: %s", namespace, pod.name, exc)
                     messages = []
                 problem = mount_problem(pod.name, pod.since, messages)
@@ -418,147 +504,78 @@ class Reconciler:
         start = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         return max(0.0, (self.clock() - start).total_seconds())
 
-    # --- results, abort, cleanup ------------------------------------------------------------
+    # --- stop, cleanup ------------------------------------------------------------------------
 
-    async def _results_from_api(self, test: Object, url: str, previous: Status,
-                                locust: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The run's results from the master's REST API; None to try again later.
+    async def _stop_master(self, test: Object, kids: Children, run: _Run) -> bool:
+        """Ask a running master to stop and read its results so far; True if they were read.
 
-        The master reports "stopped" before the workers' last stats reach it, so
-        the CSV is read until two reads a moment apart agree.
+        Used when the run must end before Locust ends it: an abort, the deadline, or
+        a verdict reached while its Jobs are still active. Tried once per test.
         """
-        csv_text: str | None = None
-        for _ in range(_STABLE_READS):
-            await asyncio.sleep(self._results_settle_seconds)
-            latest = await self.stats.fetch_text(master_url(url, "/stats/requests/csv"))
-            if latest is None:
-                return None
-            if latest == csv_text:
-                break
-            csv_text = latest
-        if csv_text is None:
-            return None
-        failures = await self.stats.fetch_text(master_url(url, "/stats/failures/csv"))
-        html = await self.stats.fetch_text(master_url(url, "/stats/report?download=1"))
-        try:
-            stats = parse_requests_csv(csv_text, failures or "")
-        except ResultsError as exc:
-            log.warning("%s/%s: cannot read the master's results: %s", test["metadata"]["namespace"],
-                        test["metadata"]["name"], exc)
-            return None
-        return await self._keep(test, stats, MASTER_API, previous, locust, csv_text, failures, html)
+        run.stop_tried = True
+        if run.result is not None or self.config.statsPollSeconds <= 0 or run.api_refused or \
+                run.previous.get("phase") != RUNNING or not _master_may_answer(test, kids):
+            return False
+        if not await self.master.stop(master_url(run.url, "/stop")):
+            return False
+        answer = await self.master.stats(run.url)
+        locust = summarize(answer.value) if isinstance(answer.value, dict) else run.locust
+        got = await self.results.from_api(test, run.url, run.previous, locust)
+        if got.problem:
+            run.problem, run.api_refused = got.problem, True
+        run.result = got.result
+        return got.result is not None
 
-    async def _results_from_log(self, test: Object, kids: Children, previous: Status) -> dict[str, Any]:
-        """The run's results from the master's final output in its log (`--json`)."""
-        metadata = test["metadata"]
-        pod = master_pod(test, kids)
-        if pod is None:
-            return unavailable("the master's results were not read while it ran, and its pod is gone")
-        container = child_names(metadata["name"])[MASTER]
-        try:
-            text = await self.api.pod_log(metadata["namespace"], pod.name, container, LOG_LIMIT_BYTES)
-        except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
-            # A log the kubelet no longer has (or never had) is an outcome, not an operator error.
-            if not (isinstance(exc, ApiError) and exc.status < 500):
-                ERRORS.labels("results").inc()
-            return unavailable(f"cannot read the master's log ({pod.name}): {exc}")
-        try:
-            stats = parse_final_json(text)
-        except ResultsError as exc:
-            if _GAVE_UP in text:
-                return {**unavailable(f"Locust: {_GAVE_UP.lower()}"), "workers": 0}
-            return unavailable(f"{pod.name}: {exc}")
-        log.info("%s/%s: results read from the master's log", metadata["namespace"], metadata["name"])
-        return await self._keep(test, stats, MASTER_LOG, previous, None, requests_csv(stats), None, None)
-
-    async def _keep(self, test: Object, stats: RunStats, source: str, previous: Status,
-                    locust: dict[str, Any] | None, csv_text: str, failures: str | None,
-                    html: str | None) -> dict[str, Any]:
-        """status.result for the run, with its thresholds judged and its report kept."""
-        metadata = test["metadata"]
-        seen = {**(previous.get("locust") or {}), **{k: v for k, v in (locust or {}).items()
-                                                       if k in ("userCount", "workerCount")}}
-        users = _peak(seen, "userCount", "maxUserCount")
-        workers = _peak(seen, "workerCount", "maxWorkerCount")
-        result = summary(stats, source, users, workers)
-        thresholds = test["spec"].get("thresholds")
-        if thresholds_set(thresholds):
-            breaches = evaluate(thresholds, stats)
-            result["thresholds"] = {"passed": not breaches, "breaches": breaches[:100]}
-        packed = configmap_data(report_texts(result, stats, csv_text, failures, html))
-        name = results_name(metadata["name"])
-        configmap: Object = {
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {
-                "name": name, "namespace": metadata["namespace"],
-                "labels": {TEST_NAME_LABEL: metadata["name"], MANAGED_BY_LABEL: MANAGED_BY,
-                           COMPONENT_LABEL: "results", "app.kubernetes.io/managed-by": "locust-operator"},
-                "ownerReferences": [{"apiVersion": API_VERSION, "kind": KIND, "name": metadata["name"],
-                                     "uid": metadata["uid"], "controller": True,
-                                     "blockOwnerDeletion": True}]},
-            "data": packed.data,
-            **({"binaryData": packed.binary_data} if packed.binary_data else {}),
-        }
-        report: dict[str, Any] = {"configMap": name, "keys": packed.keys}
-        if packed.truncated:
-            report["truncated"] = packed.truncated
-        try:
-            await self.api.create(configmap)
-        except ApiError as exc:
-            if exc.status != 409:
-                ERRORS.labels("results").inc()
-                result["message"] = f"the results ConfigMap {name} was not written: {exc.message}"
-                return result
-            # The operator may not read ConfigMaps (they can hold test data), so it cannot
-            # tell an earlier write of its own from someone else's: `report` checks the owner.
-            result["message"] = f"ConfigMap {name} already existed and was left as it was"
-        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
-            ERRORS.labels("results").inc()
-            result["message"] = f"the results ConfigMap {name} was not written: {exc}"
-            return result
-        result["report"] = report
-        return result
-
-    async def _abort(self, test: Object, previous: Status, run: _Run, url: str,
-                     locust: dict[str, Any] | None) -> None:
-        """Stop a running master and read its results so far (the abort annotation)."""
-        metadata = test["metadata"]
-        run.aborted = True
-        log.info("%s/%s: abort requested", metadata["namespace"], metadata["name"])
-        if previous.get("phase") != RUNNING or run.result is not None or self.config.statsPollSeconds <= 0:
-            return
-        if await self.stats.stop(master_url(url, "/stop")):
-            report = await self.stats.fetch(url)
-            run.result = await self._results_from_api(
-                test, url, previous, summarize(report) if report is not None else locust)
-
-    async def _end_jobs(self, test: Object, kids: Children, status: Status) -> None:
-        """An aborted test's pods are ended (their Jobs' deadline passes at once); a passed
-        test with cleanup.keepFailedPods gets its TTL now. Only Jobs this test owns."""
-        metadata, spec = test["metadata"], test["spec"]
-        if status.get("verdict") == "Aborted":
-            patch: Object = {"spec": {"activeDeadlineSeconds": 1}}
-        elif status["phase"] == SUCCEEDED and keeps_failed_pods(spec) and \
-                (ttl := job_ttl(spec, self.config)) is not None:
-            patch = {"spec": {"ttlSecondsAfterFinished": ttl}}
-        else:
-            return
+    async def _end_jobs(self, test: Object, kids: Children, derived: Derived) -> None:
+        """Before a terminal status is written: Jobs still active get a deadline that ends
+        them (at once, or after the workers' grace when the master exited by itself), so no
+        pod of a finished test runs or starts later; a passed test with
+        cleanup.keepFailedPods gets its TTL now. Only Jobs this test owns."""
+        metadata, spec, status = test["metadata"], test["spec"], derived.status
+        ttl = job_ttl(spec, self.config) if status["phase"] == SUCCEEDED and keeps_failed_pods(spec) \
+            else None
         for job in kids.jobs:
             if job.owner_uid != metadata.get("uid") or not job.name:
                 continue
+            body: Object = {} if ttl is None else {"ttlSecondsAfterFinished": ttl}
+            deadline = None if derived.stop_jobs is None else \
+                job_deadline(job.status, derived.stop_jobs, self.clock())
+            if deadline is not None:
+                body["activeDeadlineSeconds"] = deadline
+            if not body:
+                continue
             try:
-                await self.api.patch("Job", metadata["namespace"], job.name, patch)
-            except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
+                await self.api.patch("Job", metadata["namespace"], job.name, {"spec": body})
+            except API_ERRORS as exc:
                 ERRORS.labels("cleanup").inc()
                 log.warning("%s/%s: cannot patch Job %s: %s", metadata["namespace"], metadata["name"],
                             job.name, exc)
 
 
+def max_duration(spec: Mapping[str, Any], config: OperatorConfig) -> int:
+    """The test's run ceiling in seconds: its own, else the operator's (0: none)."""
+    own = spec.get("maxDurationSeconds")
+    return int(own) if isinstance(own, int) and own > 0 else config.maxTestDurationSeconds
+
+
+def poll_interval(poll_seconds: int, unanswered: int) -> float:
+    """Seconds to the next live poll: doubled per unanswered poll, up to a minute
+    (or the poll interval itself, if longer), so dead masters cost little."""
+    return float(min(poll_seconds * 2 ** min(unanswered, 6), max(poll_seconds, _MAX_POLL_SECONDS)))
+
+
+async def _wake_on_stop(stopped: StopFlag, live: _Live) -> None:
+    await stopped.wait()
+    live.wake.set()
+
+
+def _master_may_answer(test: Object, kids: Children) -> bool:
+    """Not known to be gone: a master pod that is not Ready, or has terminated, is not
+    asked (its results then come from its log); no pod view yet proves nothing."""
+    pod = master_pod(test, kids)
+    return pod is None or (pod.ready and not pod.finished and pod.exit_code is None)
+
+
 def _master_job(test: Object, kids: Children) -> dict[str, Any] | None:
     uid = test["metadata"].get("uid")
     return next((j.status for j in kids.jobs if j.owner_uid == uid and j.role == MASTER), None)
-
-
-def _peak(seen: dict[str, Any], current: str, peak: str) -> int | None:
-    values = [v for v in (seen.get(current), seen.get(peak)) if isinstance(v, int)]
-    return max(values) if values else None

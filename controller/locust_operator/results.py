@@ -22,6 +22,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from locust_operator import bounded
 from locust_operator.contract import FAILURES_CSV_KEY, REPORT_HTML_KEY, REQUESTS_CSV_KEY, RESULT_KEY
 
 MASTER_API, MASTER_LOG, UNAVAILABLE = "MasterApi", "MasterLog", "Unavailable"
@@ -89,10 +90,21 @@ CSV_HEADER = ("Type", "Name", "Request Count", "Failure Count", "Median Response
 
 
 def _number(row: Mapping[str, str], column: str) -> float:
+    """A finite, non-negative number of at most bounded.MAX_NUMBER (the CSV is the tenant's)."""
+    raw = row.get(column) or 0
     try:
-        return float(row.get(column) or 0)
-    except ValueError as exc:
-        raise ResultsError(f"column {column!r}: not a number: {row.get(column)!r}") from exc
+        value = bounded.number(float(raw))
+    except (TypeError, ValueError):
+        value = None
+    if value is None:
+        raise ResultsError(f"column {column!r}: not a number in range: {bounded.text(raw, 40)!r}")
+    return value
+
+
+# Request names and errors, as they reach the status and the breach messages.
+NAME_CHARS = 200
+# The longest run a duration may claim (a year); beyond it the duration is unknown.
+_MAX_SECONDS = 366 * 86400
 
 
 def _row_stats(row: Mapping[str, str]) -> RequestStats:
@@ -101,7 +113,8 @@ def _row_stats(row: Mapping[str, str]) -> RequestStats:
     percentiles: tuple[int, ...] | None = None
     if requests and all((row.get(label) or "N/A") != "N/A" for label in labels):
         percentiles = tuple(int(_number(row, label)) for label in labels)
-    return RequestStats(method=row.get("Type") or "", name=row.get("Name") or "", requests=requests,
+    return RequestStats(method=bounded.text(row.get("Type") or "", NAME_CHARS),
+                        name=bounded.text(row.get("Name") or "", NAME_CHARS), requests=requests,
                         failures=int(_number(row, "Failure Count")),
                         avg_ms=_number(row, "Average Response Time"),
                         max_ms=_number(row, "Max Response Time"), rps=_number(row, "Requests/s"),
@@ -110,8 +123,15 @@ def _row_stats(row: Mapping[str, str]) -> RequestStats:
 
 def parse_requests_csv(text: str, failures_csv: str = "") -> RunStats:
     """RunStats from the master's /stats/requests/csv (and /stats/failures/csv)."""
+    try:
+        return _parse_csvs(text, failures_csv)
+    except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
+        raise ResultsError(f"the master's CSV is malformed: {exc}") from exc
+
+
+def _parse_csvs(text: str, failures_csv: str) -> RunStats:
     rows = list(csv.DictReader(io.StringIO(text)))
-    if not rows or "Request Count" not in rows[0]:
+    if not rows or not isinstance(rows[0], dict) or "Request Count" not in rows[0]:
         raise ResultsError("the requests CSV has no header or rows")
     entries = [_row_stats(row) for row in rows]
     total = next((e for e in entries if e.name == AGGREGATED and not e.method), None)
@@ -119,9 +139,12 @@ def parse_requests_csv(text: str, failures_csv: str = "") -> RunStats:
         raise ResultsError("the requests CSV has no Aggregated row")
     requests = tuple(e for e in entries if e is not total)
     duration = round(total.requests / total.rps) if total.rps > 0 else None
+    duration = duration if duration is not None and duration <= _MAX_SECONDS else None
     failures = tuple(
-        Failure(method=row.get("Method") or "", name=row.get("Name") or "",
-                error=row.get("Error") or "", occurrences=int(_number(row, "Occurrences")))
+        Failure(method=bounded.text(row.get("Method") or "", NAME_CHARS),
+                name=bounded.text(row.get("Name") or "", NAME_CHARS),
+                error=bounded.text(row.get("Error") or "", ERROR_CHARS),
+                occurrences=int(_number(row, "Occurrences")))
         for row in csv.DictReader(io.StringIO(failures_csv)))
     return RunStats(requests=requests, total=total, duration_seconds=duration, failures=failures)
 
@@ -139,6 +162,10 @@ def _histogram_percentile(histogram: Mapping[int, int], count: int, share: float
 
 def _entry_stats(method: str, name: str, requests: int, failures: int, total_ms: float,
                  max_ms: float, histogram: Mapping[int, int], seconds: float) -> RequestStats:
+    if None in (bounded.count(requests), bounded.count(failures), bounded.number(total_ms),
+                bounded.number(max_ms)):
+        raise ValueError(f"{bounded.text(name, NAME_CHARS)}: a count or time out of range")
+    method, name = bounded.text(method, NAME_CHARS), bounded.text(name, NAME_CHARS)
     counted = sum(histogram.values())
     percentiles = (tuple(_histogram_percentile(histogram, counted, p) for p in PERCENTILES)
                    if counted else None)
@@ -147,23 +174,36 @@ def _entry_stats(method: str, name: str, requests: int, failures: int, total_ms:
                         rps=requests / seconds if seconds > 0 else 0.0, percentiles=percentiles)
 
 
+# Closing brackets tried, from the end of the log, before giving up (each costs a parse).
+_JSON_TRIES = 3
+
+
 def _final_json(log: str) -> list[Any]:
-    """The last JSON array printed at column 0 of the log (Locust's `--json` output)."""
+    """The last JSON array printed at column 0 of the log (Locust's `--json` output).
+
+    One backward pass over the lines: a log is the tenant's output, so a log of
+    nothing but brackets must not cost a parse per line.
+    """
     lines = log.splitlines()
-    for end in range(len(lines) - 1, -1, -1):
-        if lines[end] == "[]":
+    end: int | None = None
+    tries = 0
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if line == "[]" and end is None:
             return []
-        if lines[end] != "]":
-            continue
-        for start in range(end, -1, -1):
-            if lines[start] == "[":
-                try:
-                    value = json.loads("\n".join(lines[start:end + 1]))
-                except ValueError:
-                    break
-                if isinstance(value, list):
-                    return value
+        if line == "]" and end is None:
+            end = index
+        elif line == "[" and end is not None:
+            try:
+                value = bounded.loads("\n".join(lines[index:end + 1]).encode())
+            except bounded.Refused:
+                value = None
+            if isinstance(value, list):
+                return value
+            tries += 1
+            if tries >= _JSON_TRIES:
                 break
+            end = None
     raise ResultsError("the master's log has no final stats (Locust prints them with --json on exit)")
 
 
@@ -180,6 +220,7 @@ def parse_final_json(log: str) -> RunStats:
             histogram = {int(float(k)): int(v) for k, v in (entry.get("response_times") or {}).items()}
             first, final = entry.get("start_time"), entry.get("last_request_timestamp")
             seconds = float(final) - float(first) if first is not None and final is not None else 0.0
+            seconds = seconds if 0 < seconds <= _MAX_SECONDS else 0.0
             stats = _entry_stats(str(entry.get("method") or ""), str(entry.get("name") or ""),
                                  int(entry["num_requests"]), int(entry["num_failures"]),
                                  float(entry.get("total_response_time") or 0),
@@ -195,11 +236,15 @@ def parse_final_json(log: str) -> RunStats:
                 start = float(first) if start is None else min(start, float(first))
             if final is not None:
                 last = float(final) if last is None else max(last, float(final))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ResultsError(f"the master's final stats are malformed: {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise ResultsError(f"the master's final stats are malformed: {bounded.text(exc, 200)}") from exc
     seconds = (last - start) if start is not None and last is not None else 0.0
-    total = _entry_stats("", AGGREGATED, int(totals["requests"]), int(totals["failures"]),
-                         totals["total_ms"], totals["max_ms"], merged, seconds)
+    seconds = seconds if 0 < seconds <= _MAX_SECONDS else 0.0  # inf, nan or years: unknown
+    try:
+        total = _entry_stats("", AGGREGATED, int(totals["requests"]), int(totals["failures"]),
+                             totals["total_ms"], totals["max_ms"], merged, seconds)
+    except ValueError as exc:
+        raise ResultsError(f"the master's final stats are malformed: {exc}") from exc
     requests.sort(key=lambda r: (r.name, r.method))
     return RunStats(requests=tuple(requests), total=total,
                     duration_seconds=round(seconds) if seconds > 0 else None)

@@ -17,7 +17,7 @@ from locust_operator import GROUP, PLURAL, handlers
 from locust_operator.config import OperatorConfig
 from locust_operator.contract import ANNOTATION_PREFIX
 from locust_operator.kube_api import KubeApi
-from locust_operator.locust_stats import StatsReader
+from locust_operator.master_api import Limits, MasterClient
 from locust_operator.reconciler import Object, Reconciler
 from locust_operator.watches import ChildWatches
 
@@ -100,6 +100,14 @@ def failpoint(name: str | None) -> Callable[[Object], Awaitable[None]] | None:
     return exit_after_service
 
 
+def master_limits(config: OperatorConfig) -> Limits:
+    """The bounds of every read from a master, from the operator's masterReads settings."""
+    reads = config.masterReads
+    return Limits(stats_bytes=reads.statsMaxBytes, csv_bytes=reads.csvMaxBytes,
+                  report_bytes=reads.reportMaxBytes, connect_seconds=reads.connectTimeoutSeconds,
+                  live_seconds=reads.timeoutSeconds, final_seconds=reads.resultsTimeoutSeconds)
+
+
 def run_controller(config: OperatorConfig, liveness_port: int, metrics_port: int,
                    verbose: bool) -> None:
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if config.logFormat == "json"
@@ -117,7 +125,7 @@ def run_controller(config: OperatorConfig, liveness_port: int, metrics_port: int
         sys.exit(1)
 
     api = KubeApi(lambda: _required(login()))
-    stats = StatsReader()
+    stats = MasterClient(master_limits(config))
     reconciler = Reconciler(config, api, stats, after_create=failpoint(os.environ.get(FAILPOINT_ENV)))
     watches = ChildWatches(api, reconciler, config.namespaces)
     if metrics_port:

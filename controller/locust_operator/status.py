@@ -17,19 +17,25 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+from locust_operator.bounded import text
 from locust_operator.health import PodProblem, root_cause
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
 TERMINAL = (SUCCEEDED, FAILED)
 _RANK = {PENDING: 0, RUNNING: 1, SUCCEEDED: 2, FAILED: 2}
-CONDITION_ORDER = ("Ready", "WorkersConnected", "TestCompleted", "Finished", "PodsHealthy", "SpecDrifted")
+CONDITION_ORDER = ("Ready", "WorkersConnected", "TestCompleted", "Finished", "PodsHealthy", "JobsStopped",
+                   "SpecDrifted", "Tracking")
 # Reasons of TestCompleted (and Finished, and status.verdict) once the test ended.
 TEST_SUCCEEDED, THRESHOLDS_BREACHED, LOCUST_ERRORS = "TestSucceeded", "ThresholdsBreached", "LocustErrors"
 WORKERS_NOT_CONNECTED, TEST_CRASHED, ABORTED = "WorkersNotConnected", "TestCrashed", "Aborted"
+# The test outlived spec.maxDurationSeconds (or the operator's maxTestDurationSeconds).
+DEADLINE_EXCEEDED = "DeadlineExceeded"
 # The test could not run: its resources or pods failed (not a verdict on the load).
 TEST_FAILED = "TestFailed"
 
 Status = dict[str, Any]
+# A condition's message is cut here: pod and Job messages in it are the tenant's.
+MESSAGE_CHARS = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +71,16 @@ class Observation:
     master_exit_code: int | None = None
     # The user asked to stop the test (the abort annotation) and the operator did.
     aborted: bool = False
+    # The final results were read from the master's API after Locust reported
+    # `stopped`, and two reads agreed: with thresholds, the outcome is decided.
+    run_stopped: bool = False
+    # The test outlived this many seconds (its maxDurationSeconds), else None.
+    deadline_exceeded: int | None = None
+    # Why the master's answers were refused (status.locust.message), when they were.
+    live_problem: str | None = None
+    # Pods of each role not yet terminated (running or pending), for JobsStopped.
+    master_pods_live: int = 0
+    worker_pods_live: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +88,16 @@ class Derived:
     status: Status
     # Seconds until a pod's grace period ends and the status must be derived again.
     recheck_after: float | None
+    # The test just became terminal while a Job is still active: end the Jobs
+    # (before this status is written), so no pod of a finished test runs on.
+    # STOP_NOW, or STOP_AFTER_GRACE when the master exited by itself (its
+    # workers quit with it: the Job controller ends only those that do not).
+    stop_jobs: str | None = None
+
+
+STOP_NOW, STOP_AFTER_GRACE = "now", "after-grace"
+# Seconds the workers of a master that exited by itself get to exit too.
+WORKER_EXIT_GRACE_SECONDS = 30
 
 
 def timestamp(moment: datetime) -> str:
@@ -94,7 +120,7 @@ def _set(conditions: dict[str, dict[str, Any]], previous: Status, kind: str, sta
         "type": kind,
         "status": state,
         "reason": reason,
-        "message": message,
+        "message": text(message, MESSAGE_CHARS),
         "lastTransitionTime": timestamp(obs.now) if moved else old["lastTransitionTime"],  # type: ignore[index]
         "observedGeneration": obs.generation,
     }
@@ -200,6 +226,7 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
         _set(conditions, previous, "PodsHealthy", "Unknown", "PodsStarting", "pods are starting", obs)
 
     verdict: tuple[str, str] | None = None  # (reason, message) once the test ended
+    early = obs.thresholds_set and obs.run_stopped and result is not None
     if obs.aborted:
         phase = FAILED
         verdict = (ABORTED, "aborted on request (annotation locust.io/abort)"
@@ -207,10 +234,17 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     elif failure is not None and not (master_done and phase == SUCCEEDED):
         phase = FAILED
         verdict = (TEST_FAILED, failure)
-    elif master_done:
+    elif master_done or early:
+        # With thresholds, results read once the run stopped decide: no need to
+        # wait for the master to exit after --autoquit.
         passed, reason, message = _verdict(previous, obs, result, phase)
         phase = SUCCEEDED if passed else FAILED
         verdict = (reason, message)
+    elif obs.deadline_exceeded is not None:
+        phase = FAILED
+        verdict = (DEADLINE_EXCEEDED, f"the test ran longer than {obs.deadline_exceeded}s "
+                   "(maxDurationSeconds)" + (f"; results up to then kept: {_numbers(result)}"
+                                              if _has_numbers(result) else ""))
     # Monotonic: never back to Pending once Running; a terminal phase is final.
     if prev_phase in TERMINAL or _RANK[phase] < _RANK.get(prev_phase, 0):
         phase = prev_phase
@@ -255,6 +289,20 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
              "the test is running" if phase == RUNNING else "waiting for the master to start", obs)
         _set(conditions, previous, "Finished", "False", "TestInProgress", "the test has not ended", obs)
 
+    stop_jobs: str | None = None
+    if prev_phase in TERMINAL:
+        _keep(conditions, previous, "JobsStopped")
+    elif phase in TERMINAL and verdict is not None and jobs_active(obs) and \
+            master_done and not early and verdict[0] != TEST_FAILED and not obs.aborted:
+        stop_jobs = STOP_AFTER_GRACE
+    elif phase in TERMINAL and verdict is not None and jobs_active(obs):
+        stop_jobs = STOP_NOW
+        cause = verdict[0] if verdict[0] != TEST_FAILED else _failure_reason(conditions)
+        _set(conditions, previous, "JobsStopped", "True", cause,
+             f"the test {'passed' if phase == SUCCEEDED else 'failed'} ({cause}); "
+             f"{_pods(obs.master_pods_live, 'master')} and {_pods(obs.worker_pods_live, 'worker')} "
+             "ended", obs)
+
     if obs.generation > 1:
         _set(conditions, previous, "SpecDrifted", "True", "SpecChangeIgnored",
              f"spec changed (generation {obs.generation}); tests are immutable, the change was "
@@ -277,6 +325,8 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     if completion is not None:
         status["completionTime"] = completion
     locust = _locust(previous, obs.locust, result, phase)
+    if obs.live_problem and prev_phase not in TERMINAL:
+        locust["message"] = obs.live_problem
     if locust:
         status["locust"] = locust
     if result:
@@ -285,7 +335,56 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     if phase in TERMINAL and finished.get("status") == "True":
         status["verdict"] = finished["reason"]
     status["conditions"] = [conditions[k] for k in CONDITION_ORDER if k in conditions]
-    return Derived(status, recheck if phase not in TERMINAL else None)
+    return Derived(status, recheck if phase not in TERMINAL else None, stop_jobs=stop_jobs)
+
+
+def job_deadline(job: dict[str, Any], stop: str, now: datetime) -> int | None:
+    """The activeDeadlineSeconds that ends an active Job now (1), or once the grace
+    has passed (counted, like the deadline itself, from the Job's startTime);
+    None for a Job that has finished."""
+    if job_finished(job):
+        return None
+    if stop == STOP_NOW:
+        return 1
+    try:
+        age = (now - _parse(str(job["startTime"]))).total_seconds()
+    except (KeyError, ValueError):
+        age = 0.0
+    return max(1, int(age) + 1) + WORKER_EXIT_GRACE_SECONDS
+
+def jobs_active(obs: Observation) -> bool:
+    """A Job of the test exists and has not finished (its pods may run or start)."""
+    return any(job is not None and not job_finished(job) for job in (obs.master_job, obs.worker_job)) \
+        or obs.master_pods_live + obs.worker_pods_live > 0
+
+
+def _failure_reason(conditions: dict[str, dict[str, Any]]) -> str:
+    """The reason behind TestFailed: the pods' problem, else the resources'."""
+    for kind in ("PodsHealthy", "Ready"):
+        found = conditions.get(kind) or {}
+        if found.get("status") == "False":
+            return str(found.get("reason") or TEST_FAILED)
+    return TEST_FAILED
+
+
+def _pods(count: int, role: str) -> str:
+    return f"{count} {role} pod" + ("" if count == 1 else "s")
+
+
+def with_tracking_error(previous: Status, message: str, now: datetime) -> Status:
+    """`previous` with condition Tracking=False: the operator cannot observe the test.
+
+    Written by the loop when observing the test failed unexpectedly; the next
+    derived status leaves it out again.
+    """
+    status = dict(previous)
+    old = condition(previous, "Tracking") or {}
+    others = [c for c in previous.get("conditions", []) if c.get("type") != "Tracking"]
+    status["conditions"] = [*others, {
+        "type": "Tracking", "status": "False", "reason": "ObserveError", "message": message,
+        "lastTransitionTime": old.get("lastTransitionTime") or timestamp(now),
+        "observedGeneration": int(previous.get("observedGeneration") or 1)}]
+    return status
 
 
 def _has_numbers(result: dict[str, Any] | None) -> bool:
@@ -402,6 +501,13 @@ def transition_events(previous: Status, current: Status) -> list[Event]:
     health_after = condition(current, "PodsHealthy") or {}
     if health_after.get("status") == "False" and health_before.get("status") != "False":
         events.append(Event("Warning", "PodFailure", health_after.get("message", "")))
+    stopped_before = condition(previous, "JobsStopped") or {}
+    stopped_after = condition(current, "JobsStopped") or {}
+    if stopped_after.get("status") == "True" and stopped_before.get("status") != "True":
+        events.append(Event("Normal", "JobsStopped", stopped_after.get("message", "")))
+    problem = (current.get("locust") or {}).get("message")
+    if problem and problem != (previous.get("locust") or {}).get("message"):
+        events.append(Event("Warning", "MasterAnswerRefused", problem))
     drift_before = condition(previous, "SpecDrifted") or {}
     drift_after = condition(current, "SpecDrifted") or {}
     if drift_after.get("observedGeneration") != drift_before.get("observedGeneration") and drift_after:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import http.server
-import json
-import threading
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
-from locust_operator.locust_stats import StatsReader, stats_url, summarize
+from locust_operator.locust_stats import stats_url, summarize
 from locust_operator.status import Observation, derive_status
 
 REPORT = {
@@ -32,6 +28,16 @@ REPORT = {
     ({}, {}),
     ({"total_rps": 1234567.89, "fail_ratio": 1, "current_response_time_percentiles": []},
      {"totalRps": "1234567.9", "failRatio": "1"}),
+    # A hostile master's wrong types and ranges: nothing of them reaches the status
+    # (an int32 field over its range would make the API server refuse every status write).
+    ({"state": "x" * 10_000_000, "user_count": 2**31, "worker_count": 10**30, "total_rps": 1e300,
+      "fail_ratio": 1.5, "current_response_time_percentiles": {
+          "response_time_percentile_0.5": float("inf"), "response_time_percentile_0.95": "12"}}, {}),
+    ({"state": ["running"], "user_count": "5", "worker_count": 2.0, "total_rps": None,
+      "fail_ratio": {"a": 1}, "current_response_time_percentiles": {
+          "response_time_percentile_0.5": -1, "response_time_percentile_0.95": True}}, {}),
+    ({"user_count": 2**31 - 1, "total_rps": 1e12, "fail_ratio": 0},
+     {"userCount": 2**31 - 1, "totalRps": "1000000000000", "failRatio": "0"}),
 ])
 def test_summarize(report: dict[str, Any], expected: dict[str, Any]) -> None:
     assert summarize(report) == expected
@@ -40,86 +46,6 @@ def test_summarize(report: dict[str, Any], expected: dict[str, Any]) -> None:
 def test_stats_url() -> None:
     assert stats_url("http://{service}.{namespace}.svc:8089/stats/requests", "t-master", "ns") == \
         "http://t-master.ns.svc:8089/stats/requests"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    body = json.dumps(REPORT).encode()
-
-    def do_GET(self) -> None:
-        if self.path != "/stats/requests":
-            self.send_response(404)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def test_fetch_reads_json_and_tolerates_failures() -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-
-    async def reads() -> list[Any]:
-        reader = StatsReader(concurrency=2, timeout=0.5)
-        try:
-            found = await asyncio.gather(*(reader.fetch(f"{base}/stats/requests") for _ in range(5)))
-            missing = await reader.fetch(f"{base}/missing")
-            server.shutdown()
-            server.server_close()
-            gone = await reader.fetch(f"{base}/stats/requests")  # nothing listens any more
-            return [*found, missing, gone]
-        finally:
-            await reader.close()
-
-    assert asyncio.run(reads()) == [REPORT] * 5 + [None, None]
-
-
-class _StopHandler(http.server.BaseHTTPRequestHandler):
-    """A master's /stop: `post` True like newer Locust (POST only), False like Locust 2.43
-    (GET only: a POST gets 405)."""
-
-    post = True
-    seen: ClassVar[list[str]] = []
-
-    def _answer(self, method: str) -> None:
-        self.seen.append(method)
-        allowed = (method == "POST") == self.post
-        self.send_response(200 if allowed else 405)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:
-        self._answer("GET")
-
-    def do_POST(self) -> None:
-        self._answer("POST")
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.mark.parametrize(("post", "methods"), [(True, ["POST"]), (False, ["POST", "GET"])])
-def test_stop_posts_and_falls_back_to_get_for_older_locust(post: bool, methods: list[str]) -> None:
-    handler = type("Handler", (_StopHandler,), {"post": post, "seen": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-
-    async def stop() -> bool:
-        reader = StatsReader(timeout=2)
-        try:
-            return await reader.stop(f"http://127.0.0.1:{server.server_address[1]}/stop")
-        finally:
-            await reader.close()
-            server.shutdown()
-            server.server_close()
-
-    assert asyncio.run(stop()) is True
-    assert handler.seen == methods
 
 
 def test_status_uses_the_workers_locust_sees_and_keeps_results_after_the_end() -> None:

@@ -19,6 +19,7 @@ import pytest
 from locust_operator.config import OperatorConfig
 from locust_operator.health import PodProblem
 from locust_operator.kube_api import ApiError
+from locust_operator.master_api import Answer
 from locust_operator.observe import Children, JobView, PodView, ServiceView
 from locust_operator.reconciler import Reconciler
 from locust_operator.validation import validated
@@ -82,20 +83,32 @@ class FakeApi:
 
 
 class FakeStats:
-    def __init__(self, report: dict[str, Any] | None = None, texts: dict[str, str] | None = None) -> None:
+    """The master's REST API as MasterClient answers it (values, refusals, nothing)."""
+
+    def __init__(self, report: dict[str, Any] | None = None, texts: dict[str, str] | None = None,
+                 problems: dict[str, str] | None = None) -> None:
         self.report = report
         self.texts = texts or {}  # path (e.g. /stats/requests/csv) -> body
+        self.problems = problems or {}  # path -> the refusal MasterClient would give
         self.urls: list[str] = []
         self.stopped = False
 
-    async def fetch(self, url: str) -> dict[str, Any] | None:
-        self.urls.append(url)
-        return self.report
+    @staticmethod
+    def _path(url: str) -> str:
+        return "/" + url.split("/", 3)[3].split("?")[0]
 
-    async def fetch_text(self, url: str, timeout: float = 30.0) -> str | None:
+    async def stats(self, url: str) -> Answer:
         self.urls.append(url)
-        path = "/" + url.split("/", 3)[3].split("?")[0]
-        return self.texts.get(path)
+        if self._path(url) in self.problems:
+            return Answer(problem=self.problems[self._path(url)])
+        return Answer(value=self.report)
+
+    async def text(self, url: str) -> Answer:
+        self.urls.append(url)
+        path = self._path(url)
+        if path in self.problems:
+            return Answer(problem=self.problems[path])
+        return Answer(value=self.texts.get(path))
 
     async def stop(self, url: str) -> bool:
         self.urls.append(url)
@@ -114,11 +127,21 @@ class Clock:
 
 
 class Stop:
+    """Kopf's DaemonStopped: a flag, and a wait for it."""
+
     def __init__(self) -> None:
         self.stopped = False
+        self.event = asyncio.Event()
 
     def __bool__(self) -> bool:
         return self.stopped
+
+    def set(self) -> None:
+        self.stopped = True
+        self.event.set()
+
+    async def wait(self) -> None:
+        await self.event.wait()
 
 
 class World:
@@ -179,10 +202,12 @@ def run(world: World, script: Callable[[asyncio.Task[None]], Awaitable[None]]) -
         try:
             await script(task)
         finally:
-            world.stop.stopped = True
-            world.reconciler.wake(KEY)
+            world.stop.set()
             await asyncio.wait_for(task, 5)
     asyncio.run(main())
+    # Nothing in these scripts may make observing the test fail (Tracking=False).
+    assert not any(c["type"] == "Tracking" for p in world.api.patches for c in p.get("conditions", [])), \
+        [c for p in world.api.patches for c in p.get("conditions", []) if c["type"] == "Tracking"]
 
 
 def test_lifecycle_creates_once_and_writes_only_changes() -> None:
@@ -410,14 +435,17 @@ def test_results_are_read_from_the_master_once_the_run_stopped() -> None:
         stats.report = {**RUNNING_REPORT, "state": "stopped", "worker_count": 2, "user_count": 0}
         world.clock.now += timedelta(seconds=2)
         world.reconciler.wake(KEY)
-        await until(lambda: "result" in world.api.patches[-1])
-        assert world.phase == "Running"  # the master is still up (autoquit)
-        world.job("master", COMPLETE)
+        # The thresholds decide on the results read once Locust said "stopped": the
+        # verdict comes while the master still idles through --autoquit.
         await asyncio.wait_for(task, 5)
 
     run(world, script)
     status = world.api.patches[-1]
     assert (status["phase"], status["verdict"]) == ("Failed", "ThresholdsBreached")
+    # ... and its Jobs end then (no pod of a finished test runs on).
+    assert sorted((name, body["spec"]) for _, name, body in world.api.object_patches) == [
+        ("demo-master", {"activeDeadlineSeconds": 1}), ("demo-worker", {"activeDeadlineSeconds": 1})]
+    assert condition_message(status, "JobsStopped").startswith("the test failed (ThresholdsBreached)")
     result = status["result"]
     assert (result["source"], result["requests"]) == ("MasterApi", 23)
     assert (result["users"], result["workers"]) == (6, 2)
@@ -515,8 +543,12 @@ def test_kept_pods_get_their_ttl_only_when_the_test_passed(exit_code: int, patch
     run(world, script)
     jobs = [o for o in world.api.created if o["kind"] == "Job"]
     assert all("ttlSecondsAfterFinished" not in job["spec"] for job in jobs)  # kept until judged
+    # The worker Job is still active: it gets a deadline 30 s on (its workers quit with the
+    # master; the Job controller ends only those that do not).
     expected = [("Job", "demo-master", {"spec": {"ttlSecondsAfterFinished": 30}}),
-                ("Job", "demo-worker", {"spec": {"ttlSecondsAfterFinished": 30}})] if patched else []
+                ("Job", "demo-worker", {"spec": {"ttlSecondsAfterFinished": 30,
+                                                 "activeDeadlineSeconds": 31}})] if patched else \
+        [("Job", "demo-worker", {"spec": {"activeDeadlineSeconds": 31}})]
     assert sorted(world.api.object_patches, key=lambda p: p[1]) == expected
 
 

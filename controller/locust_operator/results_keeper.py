@@ -1,0 +1,198 @@
+"""A run's final results: read from the master (its API, else its log) and kept.
+
+`ResultsKeeper` is the part of the runtime that turns what a master reports
+after its run into `status.result` (thresholds judged) and the `<name>-results`
+ConfigMap. Everything it reads is the tenant's output, so every read is bounded
+(`master_api`, the log tail) and a refusal is an outcome with a message, never
+an error of the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import aiohttp
+
+from locust_operator import API_VERSION, KIND
+from locust_operator.bounded import mib
+from locust_operator.contract import (
+    COMPONENT_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MASTER,
+    TEST_NAME_LABEL,
+    child_names,
+    results_name,
+)
+from locust_operator.kube_api import API_ERRORS, Api, ApiError
+from locust_operator.master_api import CSV, FAILURES, REPORT, Answer, master_url
+from locust_operator.metrics import ERRORS
+from locust_operator.observe import Children, master_pod
+from locust_operator.results import (
+    MASTER_API,
+    MASTER_LOG,
+    ResultsError,
+    RunStats,
+    configmap_data,
+    parse_final_json,
+    parse_requests_csv,
+    report_texts,
+    requests_csv,
+    summary,
+    unavailable,
+)
+from locust_operator.thresholds import evaluate, thresholds_set
+
+log = logging.getLogger("locust_operator")
+Object = dict[str, Any]
+# Reads of the stats CSV after a run stopped, at most, until two agree.
+_STABLE_READS = 6
+# What Locust logs when --expect-workers-max-wait ran out.
+_GAVE_UP = "Gave up waiting for workers to connect"
+
+
+class MasterSource(Protocol):
+    """The master's REST API, read within bounds (master_api.MasterClient)."""
+
+    async def stats(self, url: str) -> Answer: ...
+
+    async def text(self, url: str) -> Answer: ...
+
+    async def stop(self, url: str) -> bool: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class FromApi:
+    """The results read from the master's API: None to try again later; a problem
+    when the master's answers were refused (then they come from its log)."""
+
+    result: dict[str, Any] | None = None
+    problem: str | None = None
+
+
+class ResultsKeeper:
+    def __init__(self, api: Api, master: MasterSource, log_limit_bytes: int,
+                 settle_seconds: float = 1.0) -> None:
+        self.api = api
+        self.master = master
+        self.log_limit_bytes = log_limit_bytes
+        self.settle_seconds = settle_seconds
+
+    async def from_api(self, test: Object, url: str, previous: Mapping[str, Any],
+                       locust: dict[str, Any] | None) -> FromApi:
+        """The run's results from the master's REST API.
+
+        The master reports "stopped" before the workers' last stats reach it, so
+        the CSV is read until two reads a moment apart agree.
+        """
+        csv_text: str | None = None
+        for _ in range(_STABLE_READS):
+            await asyncio.sleep(self.settle_seconds)
+            latest = await self.master.text(master_url(url, CSV))
+            if latest.problem:
+                return FromApi(problem=f"{latest.problem}; results will come from its log")
+            if latest.value is None:
+                return FromApi()
+            if latest.value == csv_text:
+                break
+            csv_text = latest.value
+        if csv_text is None:
+            return FromApi()
+        failures = await self.master.text(master_url(url, FAILURES))
+        html = await self.master.text(master_url(url, REPORT))
+        try:
+            stats = parse_requests_csv(csv_text, failures.value or "")
+        except ResultsError as exc:
+            return FromApi(problem=f"the master's results CSV was refused: {exc}; "
+                           "results will come from its log")
+        result = await self.keep(test, stats, MASTER_API, previous, locust, csv_text,
+                                 failures.value, html.value)
+        skipped = [a.problem for a in (failures, html) if a.problem]
+        if skipped:
+            result["message"] = "; ".join(skipped) + "; not kept"
+        return FromApi(result=result)
+
+    async def from_log(self, test: Object, kids: Children, previous: Mapping[str, Any]) -> dict[str, Any]:
+        """The run's results from the master's final output in its log (`--json`)."""
+        metadata = test["metadata"]
+        pod = master_pod(test, kids)
+        if pod is None:
+            return unavailable("the master's results were not read while it ran, and its pod is gone")
+        container = child_names(metadata["name"])[MASTER]
+        try:
+            text = await self.api.pod_log(metadata["namespace"], pod.name, container,
+                                          self.log_limit_bytes)
+        except API_ERRORS as exc:
+            # A log the kubelet no longer has (or never had) is an outcome, not an operator error.
+            if not (isinstance(exc, ApiError) and exc.status < 500):
+                ERRORS.labels("results").inc()
+            return unavailable(f"cannot read the master's log ({pod.name}): {exc}")
+        try:
+            stats = parse_final_json(text)
+        except ResultsError as exc:
+            if _GAVE_UP in text:
+                return {**unavailable(f"Locust: {_GAVE_UP.lower()}"), "workers": 0}
+            return unavailable(f"{pod.name}: {exc} (the last {mib(self.log_limit_bytes)} of its log read)")
+        log.info("%s/%s: results read from the master's log", metadata["namespace"], metadata["name"])
+        return await self.keep(test, stats, MASTER_LOG, previous, None, requests_csv(stats), None, None)
+
+    async def keep(self, test: Object, stats: RunStats, source: str, previous: Mapping[str, Any],
+                   locust: dict[str, Any] | None, csv_text: str, failures: str | None,
+                   html: str | None) -> dict[str, Any]:
+        """status.result for the run, with its thresholds judged and its report kept."""
+        metadata = test["metadata"]
+        seen = {**(previous.get("locust") or {}), **{k: v for k, v in (locust or {}).items()
+                                                       if k in ("userCount", "workerCount")}}
+        result = summary(stats, source, _peak(seen, "userCount", "maxUserCount"),
+                         _peak(seen, "workerCount", "maxWorkerCount"))
+        thresholds = test["spec"].get("thresholds")
+        if thresholds_set(thresholds):
+            breaches = evaluate(thresholds, stats)
+            result["thresholds"] = {"passed": not breaches, "breaches": breaches[:100]}
+        packed = configmap_data(report_texts(result, stats, csv_text, failures, html))
+        name = results_name(metadata["name"])
+        report: dict[str, Any] = {"configMap": name, "keys": packed.keys}
+        if packed.truncated:
+            report["truncated"] = packed.truncated
+        try:
+            await self.api.create(results_configmap(metadata, packed.data, packed.binary_data))
+        except ApiError as exc:
+            if exc.status != 409:
+                ERRORS.labels("results").inc()
+                result["message"] = f"the results ConfigMap {name} was not written: {exc.message}"
+                return result
+            # The operator may not read ConfigMaps (they can hold test data), so it cannot
+            # tell an earlier write of its own from someone else's: `report` checks the owner.
+            result["message"] = f"ConfigMap {name} already existed and was left as it was"
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+            ERRORS.labels("results").inc()
+            result["message"] = f"the results ConfigMap {name} was not written: {exc}"
+            return result
+        result["report"] = report
+        return result
+
+
+def results_configmap(metadata: Mapping[str, Any], data: dict[str, str],
+                      binary_data: dict[str, str]) -> Object:
+    """The `<name>-results` ConfigMap, owned by the test (gone with it)."""
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {
+            "name": results_name(metadata["name"]), "namespace": metadata["namespace"],
+            "labels": {TEST_NAME_LABEL: metadata["name"], MANAGED_BY_LABEL: MANAGED_BY,
+                       COMPONENT_LABEL: "results", "app.kubernetes.io/managed-by": "locust-operator"},
+            "ownerReferences": [{"apiVersion": API_VERSION, "kind": KIND, "name": metadata["name"],
+                                 "uid": metadata["uid"], "controller": True,
+                                 "blockOwnerDeletion": True}]},
+        "data": data,
+        **({"binaryData": binary_data} if binary_data else {}),
+    }
+
+
+def _peak(seen: dict[str, Any], current: str, peak: str) -> int | None:
+    values = [v for v in (seen.get(current), seen.get(peak)) if isinstance(v, int)]
+    return max(values) if values else None
