@@ -154,7 +154,8 @@ class Reconciler:
                  clock: Clock = utc_now,
                  after_create: Callable[[Object], Awaitable[None]] | None = None,
                  retry_delays: tuple[float, ...] = _RETRY_DELAYS,
-                 settle_seconds: float = 0.25, results_settle_seconds: float = 1.0) -> None:
+                 settle_seconds: float = 0.25, results_settle_seconds: float = 1.0,
+                 error_delays: tuple[float, ...] = _ERROR_DELAYS) -> None:
         self.config = config
         self.api = api
         self.master = master
@@ -162,6 +163,7 @@ class Reconciler:
         self.results = ResultsKeeper(api, master, config.masterReads.logMaxBytes, results_settle_seconds)
         self._after_create = after_create
         self._retry_delays = retry_delays
+        self._error_delays = error_delays
         self._settle_seconds = settle_seconds
         self._live: dict[Key, _Live] = {}
 
@@ -244,7 +246,7 @@ class Reconciler:
                 errors = 0
             except Exception as exc:  # one test's trouble must never end the others' loops
                 ERRORS.labels("observe").inc()
-                delay = backoff(_ERROR_DELAYS, errors)
+                delay = backoff(self._error_delays, errors)
                 errors += 1
                 message = f"cannot observe the test: {type(exc).__name__}: {text(exc, 300)}"
                 log.error("%s/%s: %s; retrying in %ss", *key, message, delay)

@@ -8,7 +8,19 @@ from typing import Any
 import pytest
 
 from locust_operator.health import REASON_RANK, PodProblem, pod_problem
-from locust_operator.status import Observation, condition, derive_status, timestamp, transition_events
+from locust_operator.status import (
+    MESSAGE_CHARS,
+    STOP_AFTER_GRACE,
+    STOP_NOW,
+    WORKER_EXIT_GRACE_SECONDS,
+    Observation,
+    condition,
+    derive_status,
+    job_deadline,
+    timestamp,
+    transition_events,
+    with_tracking_error,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 EARLIER = "2026-11-23T11:59:00Z"
@@ -96,7 +108,7 @@ def test_child_deleted_while_running_fails_the_test() -> None:
     assert _reasons(gone)["Ready"] == ("False", "ResourcesFailed")
     assert "master Job deleted" in condition(gone, "Ready")["message"]  # type: ignore[index]
     reasons = [e.reason for e in transition_events(running, gone)]
-    assert reasons == ["ResourceDeleted", "TestFailed"]
+    assert reasons == ["ResourceDeleted", "TestFailed", "JobsStopped"]  # the worker Job is ended
 
 
 def test_last_transition_time_moves_only_when_status_flips() -> None:
@@ -409,3 +421,118 @@ def test_locust_keeps_peaks_and_shows_the_final_numbers_once_ended() -> None:
     assert done["locust"]["userCount"] == 8
     assert done["connectedWorkers"] == 2  # the most connected, not the 0 after the workers left
     assert (done["locust"]["totalRps"], done["locust"]["failPercent"]) == ("10", "2.00")
+
+
+# --- the early verdict, the run ceiling, and terminal means stopped -------------------------
+
+RUNNING_JOBS = {"master_job": job(ready=1, active=1), "worker_job": job(ready=2, active=2),
+                "master_pods_live": 1, "worker_pods_live": 2}
+
+
+@pytest.mark.parametrize(("children", "phase", "reason", "stop"), [
+    # Thresholds and the final results read once Locust said "stopped": decided, the
+    # master need not idle through --autoquit, and the Jobs end now.
+    ({**RUNNING_JOBS, "thresholds_set": True, "run_stopped": True, "result": _result(breaches=[])},
+     "Succeeded", "TestSucceeded", STOP_NOW),
+    ({**RUNNING_JOBS, "thresholds_set": True, "run_stopped": True,
+      "result": _result(breaches=["p95 90 ms > 50 ms"])}, "Failed", "ThresholdsBreached", STOP_NOW),
+    # Without thresholds Locust's exit code decides: keep waiting for the master.
+    ({**RUNNING_JOBS, "run_stopped": True, "result": _result()}, "Running", None, None),
+    # Results read, but not from a stopped run (e.g. an abort's): no early verdict.
+    ({**RUNNING_JOBS, "thresholds_set": True, "result": _result(breaches=[])}, "Running", None, None),
+    # The run ceiling: ends the Jobs, keeps the results so far.
+    ({**RUNNING_JOBS, "deadline_exceeded": 600, "result": _result()}, "Failed", "DeadlineExceeded",
+     STOP_NOW),
+    ({**RUNNING_JOBS, "deadline_exceeded": 600}, "Failed", "DeadlineExceeded", STOP_NOW),
+    # The master exited by itself: its workers quit with it; only stragglers are ended.
+    ({**RUNNING_JOBS, "master_job": job(complete=True), "master_pods_live": 0, "master_exit_code": 0},
+     "Succeeded", "TestSucceeded", STOP_AFTER_GRACE),
+    ({**RUNNING_JOBS, "master_job": job(failed=True), "master_pods_live": 0, "master_exit_code": 1},
+     "Failed", "LocustErrors", STOP_AFTER_GRACE),
+    # Both Jobs done and no pod left: nothing to stop.
+    ({"master_job": job(complete=True), "worker_job": job(complete=True), "master_exit_code": 0},
+     "Succeeded", "TestSucceeded", None),
+    # Could not run: every failure path ends the Jobs at once.
+    ({**RUNNING_JOBS, "problems": (PodProblem("demo-worker-z", "SchedulingError", "pod demo-worker-z "
+                                               "cannot be scheduled: Insufficient cpu", EARLIER),),
+      "grace_seconds": 30}, "Failed", "TestFailed", STOP_NOW),
+    ({**RUNNING_JOBS, "deleted": ("worker Job",)}, "Failed", "TestFailed", STOP_NOW),
+    ({**RUNNING_JOBS, "aborted": True}, "Failed", "Aborted", STOP_NOW),
+    # A pending test whose pods cannot start: its pending pods are ended too.
+    ({"master_job": job(active=1), "worker_job": job(active=2), "master_pods_live": 1,
+      "worker_pods_live": 2, "grace_seconds": 30,
+      "problems": (PodProblem("demo-master-a", "ImagePullError", "pod demo-master-a: ErrImagePull",
+                              EARLIER),)}, "Failed", "TestFailed", STOP_NOW),
+])
+def test_terminal_means_stopped(children: dict[str, Any], phase: str, reason: str | None,
+                                stop: str | None) -> None:
+    previous = RUNNING_BEFORE if children.get("master_job", {}).get("ready") or \
+        children.get("master_exit_code") is not None else {"phase": "Pending"}
+    derived = derive_status(previous, obs(**{**CREATED, **children}))
+    assert derived.status["phase"] == phase
+    assert derived.status.get("verdict") == reason
+    assert derived.stop_jobs == stop
+    stopped = condition(derived.status, "JobsStopped")
+    assert (stopped is not None) == (stop == STOP_NOW)
+
+
+@pytest.mark.parametrize(("children", "message"), [
+    ({**RUNNING_JOBS, "worker_pods_live": 6, "grace_seconds": 30, "problems": (PodProblem(
+        "w10-worker-x", "SchedulingError", "pod w10-worker-x cannot be scheduled", EARLIER),)},
+     "the test failed (SchedulingError); 1 master pod and 6 worker pods ended"),
+    ({**RUNNING_JOBS, "thresholds_set": True, "run_stopped": True, "result": _result(breaches=[])},
+     "the test passed (TestSucceeded); 1 master pod and 2 worker pods ended"),
+    ({**RUNNING_JOBS, "deleted": ("Service",), "worker_pods_live": 1},
+     "the test failed (ResourcesFailed); 1 master pod and 1 worker pod ended"),
+])
+def test_jobs_stopped_says_why_and_what_ended(children: dict[str, Any], message: str) -> None:
+    derived = derive_status(RUNNING_BEFORE, obs(**{**CREATED, **children}))
+    stopped = condition(derived.status, "JobsStopped") or {}
+    assert (stopped.get("status"), stopped.get("message")) == ("True", message)
+    events = transition_events(RUNNING_BEFORE, derived.status)
+    assert any(e.reason == "JobsStopped" and e.message == message for e in events)
+    # Terminal is final: the condition stays, and no further stop is asked for.
+    again = derive_status(derived.status, obs(**{**CREATED, **children}))
+    assert again.status == derived.status and again.stop_jobs is None
+
+
+@pytest.mark.parametrize(("job_status", "stop", "deadline"), [
+    (job(ready=1), STOP_NOW, 1),
+    ({**job(ready=1), "startTime": "2026-11-23T11:58:00Z"}, STOP_NOW, 1),
+    ({**job(ready=1), "startTime": "2026-11-23T11:58:00Z"}, STOP_AFTER_GRACE,
+     121 + WORKER_EXIT_GRACE_SECONDS),
+    (job(ready=1), STOP_AFTER_GRACE, 1 + WORKER_EXIT_GRACE_SECONDS),  # not started: from now
+    ({**job(ready=1), "startTime": "garbage"}, STOP_AFTER_GRACE, 1 + WORKER_EXIT_GRACE_SECONDS),
+    (job(complete=True), STOP_NOW, None),
+    (job(failed=True), STOP_AFTER_GRACE, None),
+])
+def test_job_deadline(job_status: dict[str, Any], stop: str, deadline: int | None) -> None:
+    assert job_deadline(job_status, stop, NOW) == deadline
+
+
+def test_a_refused_master_answer_is_in_the_status_and_announced_once() -> None:
+    message = "the master's /stats/requests answer is over 1 MiB; live stats off"
+    running = derive_status({}, obs(**{**CREATED, **RUNNING_JOBS})).status
+    refused = derive_status(running, obs(**{**CREATED, **RUNNING_JOBS, "live_problem": message})).status
+    assert refused["locust"]["message"] == message
+    events = transition_events(running, refused)
+    assert [(e.type, e.reason, e.message) for e in events] == [("Warning", "MasterAnswerRefused", message)]
+    again = derive_status(refused, obs(**{**CREATED, **RUNNING_JOBS, "live_problem": message})).status
+    assert again == refused and not transition_events(refused, again)
+
+
+def test_condition_messages_are_cut() -> None:
+    long = PodProblem("p", "SchedulingError", "pod p cannot be scheduled: " + "x" * 100_000, EARLIER)
+    status = derive_status({}, obs(**{**CREATED, "grace_seconds": 30, "problems": (long,)})).status
+    assert len((condition(status, "PodsHealthy") or {})["message"]) == MESSAGE_CHARS
+
+
+def test_tracking_error_is_added_then_dropped_by_the_next_derived_status() -> None:
+    running = derive_status({}, obs(**{**CREATED, **RUNNING_JOBS})).status
+    broken = with_tracking_error(running, "cannot observe the test: KeyError: 'x'", NOW)
+    tracking = condition(broken, "Tracking") or {}
+    assert (tracking["status"], tracking["reason"]) == ("False", "ObserveError")
+    assert with_tracking_error(broken, "again", NOW + timedelta(seconds=5))["conditions"][-1][
+        "lastTransitionTime"] == timestamp(NOW)
+    healed = derive_status(broken, obs(**{**CREATED, **RUNNING_JOBS})).status
+    assert condition(healed, "Tracking") is None
