@@ -39,7 +39,7 @@ from locust_operator.locust_stats import stats_url, summarize
 from locust_operator.master_api import Answer, master_url
 from locust_operator.metrics import ERRORS, RESOURCES_CREATED_SECONDS, TERMINAL_SECONDS, TESTS_HANDLED
 from locust_operator.observe import Children, JobView, Key, PodView, master_pod, observe
-from locust_operator.render import RenderError, job_ttl, keeps_failed_pods, render_validated
+from locust_operator.render import RenderError, job_ttl, keeps_failed_pods, max_duration, render_validated
 from locust_operator.results_keeper import MasterSource, ResultsKeeper
 from locust_operator.status import (
     RUNNING,
@@ -552,12 +552,6 @@ class Reconciler:
                 ERRORS.labels("cleanup").inc()
                 log.warning("%s/%s: cannot patch Job %s: %s", metadata["namespace"], metadata["name"],
                             job.name, exc)
-
-
-def max_duration(spec: Mapping[str, Any], config: OperatorConfig) -> int:
-    """The test's run ceiling in seconds: its own, else the operator's (0: none)."""
-    own = spec.get("maxDurationSeconds")
-    return int(own) if isinstance(own, int) and own > 0 else config.maxTestDurationSeconds
 
 
 def poll_interval(poll_seconds: int, unanswered: int) -> float:

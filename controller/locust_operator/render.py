@@ -14,6 +14,7 @@ import functools
 import json
 import re
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 import jinja2
@@ -211,6 +212,23 @@ def job_ttl(spec: dict[str, Any], config: OperatorConfig) -> int | None:
     return int(ttl) if ttl is not None else config.jobTtlSecondsAfterFinished
 
 
+# The Jobs' own activeDeadlineSeconds: the run ceiling plus this margin, so the Job
+# controller ends a run that outlives its ceiling even while the operator is down (the
+# operator itself stops the run at the ceiling, keeping its results).
+DEADLINE_MARGIN_SECONDS = 300
+
+
+def max_duration(spec: Mapping[str, Any], config: OperatorConfig) -> int:
+    """The test's run ceiling in seconds: its own, else the operator's (0: none)."""
+    own = spec.get("maxDurationSeconds")
+    return int(own) if isinstance(own, int) and own > 0 else config.maxTestDurationSeconds
+
+
+def job_deadline_backstop(spec: Mapping[str, Any], config: OperatorConfig) -> int | None:
+    limit = max_duration(spec, config)
+    return limit + DEADLINE_MARGIN_SECONDS if limit else None
+
+
 def keeps_failed_pods(spec: dict[str, Any]) -> bool:
     """With cleanup.keepFailedPods the Jobs start without a TTL; the operator sets it
     once the test passed, so a failed test's pods stay for debugging."""
@@ -237,6 +255,7 @@ def context(test: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
         "master": _role(test, config, "master"),
         "worker": _role(test, config, "worker"),
         "ttl_seconds_after_finished": None if keeps_failed_pods(spec) else job_ttl(spec, config),
+        "active_deadline_seconds": job_deadline_backstop(spec, config),
         "image_pull_secrets": spec.get("imagePullSecrets", []),
         "pod_security_context": _pod_security_context(spec),
         "container_security_context": _container_security_context(spec),

@@ -174,10 +174,14 @@ def test_full_lifecycle(cluster: Cluster, namespace: str, operator: OperatorProc
     assert reasons.count("Created") == 1  # one event names all three children
     assert reasons.index("TestStarted") < reasons.index("TestCompleted")
     assert "LocustTest created: 'minimal'" in operator.log()
+    # Quiet logs for normal life: a test that ended normally leaves no WARNING (Kopf's
+    # "Daemon 'test_loop' is cancelled. Will escalate." once came with every test).
+    warnings = [line for line in operator.log().splitlines() if "WARNING" in line]
+    assert warnings == [], warnings
 
     table = cluster.kubectl("-n", namespace, "get", "lotest", "minimal").stdout
-    assert table.splitlines()[0].split() == ["NAME", "PHASE", "WORKERS", "CONNECTED", "USERS", "RPS",
-                                             "FAIL", "%", "AGE"]
+    assert table.splitlines()[0].split() == ["NAME", "PHASE", "STATE", "WORKERS", "CONNECTED", "USERS",
+                                             "RPS", "FAIL", "%", "AGE"]
     assert "Succeeded" in table
     wide = cluster.kubectl("-n", namespace, "get", "lotest", "minimal", "-o", "wide").stdout
     assert "IMAGE" in wide and "locustio/locust:2.43.3" in wide
@@ -270,6 +274,27 @@ def test_restart_between_service_and_jobs_creates_each_child_once(
                 "message": 'Back-off pulling image "locustio/locust:no-such-tag"'},
      "ImagePullError", "locustio/locust:no-such-tag"),
 ])
+def _jobs_ended(cluster: Cluster, namespace: str, name: str, timeout: float = 30) -> float:
+    """Seconds until both Jobs of the test are finished with no active pod (terminal means
+    stopped: the operator ended them with activeDeadlineSeconds); asserted on the Jobs."""
+    start = time.monotonic()
+
+    def ended() -> list[dict[str, Any]] | None:
+        jobs: list[dict[str, Any]] = cluster.kubectl_json(
+            "-n", namespace, "get", "jobs", "-l", f"performance-test-name={name}")["items"]
+        done = [j for j in jobs if not j["status"].get("active") and any(
+            c["type"] in ("Failed", "Complete") and c["status"] == "True"
+            for c in j["status"].get("conditions", []))]
+        return jobs if len(jobs) == 2 and done == jobs else None
+
+    jobs = cluster.wait_for(ended, timeout=timeout, what=f"both Jobs of {name} ended")
+    assert {j["spec"]["activeDeadlineSeconds"] for j in jobs} == {1}
+    pods = cluster.kubectl_json("-n", namespace, "get", "pods", "-l", f"performance-test-name={name}")
+    assert [p["metadata"]["name"] for p in pods["items"]
+            if p["status"].get("phase") in ("Pending", "Running")] == []
+    return time.monotonic() - start
+
+
 def test_pods_that_cannot_start_fail_the_test(cluster: Cluster, namespace: str,
                                               operator: OperatorProcess, role: str,
                                               waiting: dict[str, str], reason: str, words: str) -> None:
@@ -296,6 +321,11 @@ def test_pods_that_cannot_start_fail_the_test(cluster: Cluster, namespace: str,
     assert words in _conditions(failed)["TestCompleted"]["message"]
     reasons = [e["reason"] for e in _events(cluster, namespace, "unhealthy")]
     assert "PodFailure" in reasons and "TestFailed" in reasons
+    # Terminal means stopped: no pod of the failed test waits to start later.
+    print(f"{reason}: Jobs ended {_jobs_ended(cluster, namespace, 'unhealthy'):.1f}s after the verdict")
+    stopped = _conditions(_test(cluster, namespace, "unhealthy"))["JobsStopped"]
+    assert (stopped["status"], stopped["reason"]) == ("True", reason)
+    assert "JobsStopped" in [e["reason"] for e in _events(cluster, namespace, "unhealthy")]
 
 
 def test_invalid_test_never_reaches_the_operator(cluster: Cluster, namespace: str) -> None:
@@ -324,6 +354,13 @@ def test_child_deleted_by_hand_fails_the_test_and_is_not_recreated(
     assert "worker Job deleted" in ready["message"]
     assert "ResourceDeleted" in [e["reason"] for e in _events(cluster, namespace, "handdel")]
     assert cluster.kubectl("-n", namespace, "get", "job", "handdel-worker", check=False).returncode != 0
+    # The master Job that is left is ended: its pending pod never starts.
+    def master_ended() -> dict[str, Any] | None:
+        job: dict[str, Any] = cluster.kubectl_json("-n", namespace, "get", "job", "handdel-master")
+        return job if any(c["type"] == "Failed" and c["status"] == "True"
+                          for c in job["status"].get("conditions", [])) else None
+    job = cluster.wait_for(master_ended, timeout=30, what="handdel-master ended")
+    assert job["spec"]["activeDeadlineSeconds"] == 1 and not job["status"].get("active")
 
 
 def test_live_results_from_a_real_locust_master(cluster: Cluster, namespace: str, tmp_path: Path) -> None:

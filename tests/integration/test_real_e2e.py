@@ -94,6 +94,38 @@ class Visitor(HttpUser):
     def visit(self):
         self.client.get("/fail")
 """,
+    # A hostile tenant: on the master, /stats/requests answers a body that never ends
+    # (bounded in count, far past the operator's 1 MiB cap); the load itself is normal.
+    "hostile.py": """
+from flask import Response, request
+from locust import HttpUser, constant, events, task
+from locust.runners import MasterRunner
+
+
+@events.init.add_listener
+def serve_hostile_stats(environment, web_ui=None, **kwargs):
+    if not isinstance(environment.runner, MasterRunner) or web_ui is None:
+        return
+
+    def endless():
+        yield b'{"stats": ['
+        for _ in range(2_000_000):
+            yield b'{"name": "/", "num_requests": 1},' * 64
+
+    @web_ui.app.before_request
+    def hostile():
+        if request.path == "/stats/requests":
+            return Response(endless(), mimetype="application/json")
+        return None
+
+
+class Visitor(HttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def visit(self):
+        self.client.get("/")
+""",
     "slow.py": """
 from locust import HttpUser, constant, task
 
@@ -152,6 +184,15 @@ def locusttest(name: str, image: str, locustfile: str, run_time: str, workers: i
     }
 
 
+def too_big(image: str) -> dict[str, Any]:
+    """More workers than fit: each asks for more CPU than the node has, so none is
+    scheduled; the master runs and waits for them (the case of a node that fits 6 of 10)."""
+    test = locusttest("toobig", image, "main.py", "10s", workers=2)
+    test["spec"]["worker"]["resources"] = {"requests": {"cpu": "3", "memory": "64Mi"},
+                                           "limits": {"cpu": "3", "memory": "256Mi"}}
+    return test
+
+
 @dataclass
 class E2E:
     cluster: Cluster
@@ -187,6 +228,28 @@ class E2E:
         pods: list[dict[str, Any]] = self.cluster.kubectl_json(
             "-n", ns or self.ns, "get", "pods", "-l", selector)["items"]
         return pods
+
+    def stopped(self, name: str, timeout: float = 45) -> float:
+        """Seconds from the verdict (seen now) until no pod of the test runs or waits to.
+
+        Pods that exited stay (keepFailedPods, the Job's record); running and pending ones
+        must end: their Jobs' deadline passes at once (condition JobsStopped)."""
+        start = time.monotonic()
+
+        def live() -> list[str]:
+            return [f"{p['metadata']['name']} {p['status'].get('phase')}"
+                    for p in self.pods(f"performance-test-name={name}")
+                    if p["status"].get("phase") not in ("Succeeded", "Failed")]
+
+        self.cluster.wait_for(lambda: not live(), timeout=timeout, interval=0.5,
+                              what=f"no running or pending pod of {name}")
+        seconds = time.monotonic() - start
+        jobs = self.cluster.kubectl_json("-n", self.ns, "get", "jobs", "-l",
+                                         f"performance-test-name={name}")["items"]
+        assert all(not j["status"].get("active") for j in jobs), [j["status"] for j in jobs]
+        print(f"[{time.monotonic() - self.started:5.1f}s] {name}: no pod running {seconds:.1f}s "
+              "after the verdict")
+        return seconds
 
 
 def _wait_cli(cluster: Cluster, ns: str, name: str) -> subprocess.Popen[str]:
@@ -245,6 +308,8 @@ def e2e(real_node_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
             locusttest("abort", image, "main.py", "3m"),
             locusttest("no-configmap", image, "main.py", "10s", configmap_ref="e2e-missing"),
             locusttest("no-image", f"{image}-does-not-exist", "main.py", "10s"),
+            locusttest("hostile", image, "hostile.py", "15s"),
+            too_big(image),
         ]
         c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                                    "items": tests}))
@@ -349,6 +414,10 @@ def test_a_missing_configmap_names_it(e2e: E2E) -> None:
     healthy = e2e.condition("no-configmap", "PodsHealthy")
     assert (healthy["status"], healthy["reason"]) == ("False", "ConfigurationError")
     assert 'configmap "e2e-missing" not found' in healthy["message"], healthy
+    # Terminal means stopped: the pods stuck in ContainerCreating are ended.
+    assert e2e.stopped("no-configmap") < 15
+    stopped = e2e.condition("no-configmap", "JobsStopped")
+    assert (stopped["status"], stopped["reason"]) == ("True", "ConfigurationError"), stopped
 
 
 def test_a_missing_image_fails_with_the_image_pull_reason(e2e: E2E) -> None:
@@ -358,6 +427,48 @@ def test_a_missing_image_fails_with_the_image_pull_reason(e2e: E2E) -> None:
     assert (healthy["status"], healthy["reason"]) == ("False", "ImagePullError")
     assert "does-not-exist" in healthy["message"]
     assert "ImagePullBackOff" in healthy["message"] or "ErrImagePull" in healthy["message"]
+    assert e2e.stopped("no-image") < 15
+    assert e2e.condition("no-image", "JobsStopped")["reason"] == "ImagePullError"
+
+
+def test_more_workers_than_fit_fail_and_leave_no_pod_running(e2e: E2E) -> None:
+    """The master ran and waited for workers that can never be scheduled: after the grace
+    the test fails with the scheduler's reason, and its master and pending workers end, so
+    none can start later and load the target of a failed test."""
+    c = e2e.cluster
+    running = c.wait_for(lambda: (s := e2e.status("toobig")).get("phase") in ("Running", "Failed") and s,
+                         timeout=120, interval=1, what="toobig's master running")
+    status = e2e.terminal("toobig", timeout=120)
+    assert (status["phase"], status["verdict"]) == ("Failed", "TestFailed"), status
+    healthy = e2e.condition("toobig", "PodsHealthy")
+    assert (healthy["status"], healthy["reason"]) == ("False", "SchedulingError"), healthy
+    assert "Insufficient cpu" in healthy["message"], healthy
+    assert e2e.stopped("toobig") < 15
+    stopped = e2e.condition("toobig", "JobsStopped")
+    assert stopped["reason"] == "SchedulingError" and "2 worker pods ended" in stopped["message"], stopped
+    print(f"toobig before its verdict: {running.get('phase')}; JobsStopped: {stopped['message']}")
+    # The node is free again: a test started now runs normally.
+    c.kubectl("-n", e2e.ns, "apply", "-f", "-", input=json.dumps(
+        locusttest("after-toobig", LOCUST_IMAGE.format(version=c.versions["LOCUST_VERSION"]),
+                   "main.py", "5s")))
+    after = e2e.terminal("after-toobig", timeout=150)
+    assert (after["phase"], after["verdict"]) == ("Succeeded", "TestSucceeded"), after
+
+
+def test_a_hostile_master_cannot_take_the_operator_down(e2e: E2E) -> None:
+    """The test's own locustfile makes its master answer /stats/requests with a body that
+    never ends: the operator refuses it at its cap, says so in that test's status, and
+    judges the test by its Job; the operator does not restart (checked at the end too)."""
+    status = e2e.terminal("hostile", timeout=150)
+    message = (status.get("locust") or {}).get("message", "")
+    assert message == "the master's /stats/requests answer is over 1 MiB; live stats off", status
+    events = e2e.cluster.kubectl_json("-n", e2e.ns, "get", "events", "--field-selector",
+                                      "involvedObject.name=hostile,reason=MasterAnswerRefused")["items"]
+    assert [e["type"] for e in events] == ["Warning"], events
+    # Its verdict still comes from the run (the Job, the master's log).
+    assert status["phase"] == "Succeeded" and status["result"]["source"] == "MasterLog", status
+    (pod,) = e2e.pods("app.kubernetes.io/instance=" + RELEASE, e2e.operator_ns)
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
 
 
 def test_abort_mid_run_keeps_the_results_so_far(e2e: E2E) -> None:
@@ -369,9 +480,7 @@ def test_abort_mid_run_keeps_the_results_so_far(e2e: E2E) -> None:
     assert (status["phase"], status["verdict"]) == ("Failed", "Aborted")
     assert status["result"]["requests"] > 0, status["result"]
     # The pods end too (activeDeadlineSeconds on both Jobs).
-    c.wait_for(lambda: all(p["status"]["phase"] in ("Succeeded", "Failed")
-                           for p in e2e.pods("performance-test-name=abort")),
-               timeout=60, interval=1, what="the aborted test's pods to end")
+    assert e2e.stopped("abort") < 45
 
 
 def test_wait_exits_0_for_the_pass_and_1_for_the_breach(e2e: E2E) -> None:

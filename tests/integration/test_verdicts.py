@@ -221,9 +221,12 @@ def test_a_passing_run_keeps_its_results_after_the_jobs_are_gone(
     assert (conditions["Finished"]["status"], conditions["Finished"]["reason"]) == ("True", "TestSucceeded")
     # kubectl get shows the verdict and the final numbers after the run.
     header, row = after.splitlines()[:2]
-    assert header.split()[:9] == ["NAME", "PHASE", "WORKERS", "CONNECTED", "USERS", "RPS", "FAIL", "%",
-                                  "VERDICT"]
-    assert row.split()[1:5] == ["Succeeded", "2", "2", "4"] and "TestSucceeded" in row
+    assert header.split()[:10] == ["NAME", "PHASE", "STATE", "WORKERS", "CONNECTED", "USERS", "RPS",
+                                   "FAIL", "%", "VERDICT"]
+    # The thresholds decided on the stopped run: the verdict came before the master's autoquit.
+    assert row.split()[1:6] == ["Succeeded", "stopped", "2", "2", "4"] and "TestSucceeded" in row
+    phase, state = during.splitlines()[1].split()[1:3]
+    assert phase == "Running" and state in ("spawning", "running")  # users are loading
     # The ConfigMap outlives the Jobs: Locust's own report and per-request CSV.
     assert status["result"]["report"]["configMap"] == "pass-results"
     html = kept(configmap, "report.html")

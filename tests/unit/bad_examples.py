@@ -54,6 +54,10 @@ BAD_EXAMPLES: list[tuple[str, Mutation, str, str]] = [
     ("bad-mount-target", _set("spec.volumes", [{"name": "v", "emptyDir": {}}]) , "", ""),
     ("otel-without-endpoint", _set("spec.observability", {"openTelemetry": {"enabled": True}}),
      "spec.observability.openTelemetry.endpoint", "required when enabled"),
+    # The run ceiling: at least a second, at most 366 days.
+    ("max-duration-0", _set("spec.maxDurationSeconds", 0), "spec.maxDurationSeconds", ">= 1"),
+    ("max-duration-over-a-year", _set("spec.maxDurationSeconds", 31622401), "spec.maxDurationSeconds",
+     "<= 31622400"),
     # Thresholds: decimals are strings with a pattern, times are non-negative integers.
     ("threshold-fail-ratio-over-1", _set("spec.thresholds", {"maxFailRatio": "1.5"}),
      "spec.thresholds.maxFailRatio", "must match"),

@@ -91,4 +91,6 @@ def test_env_names_cover_every_setting() -> None:
     names = env_names()
     assert "LOCUST_OPERATOR_METRICS_EXPORTER_PULL_POLICY" in names
     assert "LOCUST_OPERATOR_JOB_TTL_SECONDS_AFTER_FINISHED" in names
-    assert len(names) == len(set(names)) == 19
+    assert "LOCUST_OPERATOR_MASTER_READS_STATS_MAX_BYTES" in names
+    assert "LOCUST_OPERATOR_MAX_TEST_DURATION_SECONDS" in names
+    assert len(names) == len(set(names)) == 27

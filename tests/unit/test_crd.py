@@ -38,8 +38,9 @@ def test_identity_and_printer_columns() -> None:
     assert version["name"] == "v2" and version["served"] and version["storage"]
     assert version["subresources"] == {"status": {}}
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Phase", "Workers", "Connected", "Users", "RPS", "Fail %", "Verdict",
+    assert list(columns) == ["Phase", "State", "Workers", "Connected", "Users", "RPS", "Fail %", "Verdict",
                              "Image", "Age"]
+    assert columns["State"]["jsonPath"] == ".status.locust.state"  # Running says the master is Ready
     assert columns["Image"]["priority"] == 1 and columns["Verdict"]["priority"] == 1
     assert columns["Verdict"]["jsonPath"] == ".status.verdict"
     assert columns["Fail %"]["jsonPath"] == ".status.locust.failPercent"

@@ -230,11 +230,28 @@ def test_owner_reference_and_ttl_when_known() -> None:
 def test_template_override_directory(tmp_path: Path) -> None:
     builtin = (Path(__file__).resolve().parents[2] / "templates" / "worker-job.yaml.j2").read_text()
     (tmp_path / "worker-job.yaml.j2").write_text(
-        builtin.replace("backoffLimit: 0", "backoffLimit: 0\n  activeDeadlineSeconds: 3600"))
+        builtin.replace("backoffLimit: 0", "backoffLimit: 0\n  suspend: false"))
     config = dataclasses.replace(OperatorConfig(), templatesDir=str(tmp_path))
     objs = _objects(copy.deepcopy(BASE_TEST), config)
-    assert objs["Job/demo-worker"]["spec"]["activeDeadlineSeconds"] == 3600
-    assert "activeDeadlineSeconds" not in objs["Job/demo-master"]["spec"]
+    assert objs["Job/demo-worker"]["spec"]["suspend"] is False
+    assert "suspend" not in objs["Job/demo-master"]["spec"]
+
+
+@pytest.mark.parametrize(("spec", "config", "deadline"), [
+    ({}, {}, 86400 + 300),  # the operator's default ceiling, plus the margin
+    ({"maxDurationSeconds": 600}, {}, 900),  # the test's own wins
+    ({"maxDurationSeconds": 600}, {"maxTestDurationSeconds": 0}, 900),
+    ({}, {"maxTestDurationSeconds": 0}, None),  # no ceiling: no backstop
+])
+def test_jobs_carry_the_run_ceiling_as_a_backstop(spec: dict[str, Any], config: dict[str, Any],
+                                                  deadline: int | None) -> None:
+    """Past the ceiling the operator stops the run itself; the Jobs' own deadline ends it
+    even while the operator is down."""
+    test = copy.deepcopy(BASE_TEST)
+    test["spec"].update(spec)
+    objs = _objects(test, dataclasses.replace(OperatorConfig(), **config))
+    for job in ("Job/demo-master", "Job/demo-worker"):
+        assert objs[job]["spec"].get("activeDeadlineSeconds") == deadline
 
 
 def test_rendering_is_deterministic() -> None:
