@@ -1,7 +1,7 @@
 """The names, labels and ports that rendering and the controller's watches share.
 
 Rendering writes these labels on every child; the watches select on them and
-the indexes read them back. Both sides import them from here, so renaming one
+the views read them back. Both sides import them from here, so renaming one
 cannot silently blind the controller.
 """
 

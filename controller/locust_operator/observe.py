@@ -93,7 +93,7 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
 
 @dataclasses.dataclass(frozen=True)
 class Children:
-    """The views of one test's children, as the indexes hold them."""
+    """The views of one test's children, as the child watches hold them."""
 
     jobs: Iterable[JobView] = ()
     services: Iterable[ServiceView] = ()

@@ -1,0 +1,315 @@
+"""One live test's loop: observe its children and its master, derive its status, act.
+
+`TestLoop.run` is what Kopf runs as the test's daemon (through `Reconciler.run`):
+it creates the children once, then sleeps until something wakes it (a watch event
+of one of its children, a live poll's answer, a grace period or the run's ceiling),
+looks once (`_step`) and writes the status only when it changed. It returns when
+the phase is terminal, so finished tests cost nothing. Whatever goes wrong while
+observing one test stays with that test (`_guarded`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from locust_operator.bounded import text
+from locust_operator.contract import ABORT_ANNOTATION, MASTER, child_names
+from locust_operator.kube_api import API_ERRORS, backoff
+from locust_operator.locust_stats import stats_url, summarize
+from locust_operator.master_api import Answer
+from locust_operator.metrics import ERRORS
+from locust_operator.observe import Children, JobView, Key, PodView, observe
+from locust_operator.render import max_duration
+from locust_operator.run_actions import Actions, Creation, Object, Runtime, StopFlag, master_may_answer
+from locust_operator.status import (
+    RUNNING,
+    STOP_NOW,
+    TERMINAL,
+    Derived,
+    Status,
+    condition,
+    derive_status,
+    job_finished,
+    with_tracking_error,
+)
+
+log = logging.getLogger("locust_operator")
+# Ready reasons after which a restarted operator has nothing left to create.
+_CREATION_DONE = ("ResourcesCreated", "ResourcesFailed", "NameConflict")
+# The longest wait between live polls of a master that does not answer.
+_MAX_POLL_SECONDS = 60
+# Seconds between looks at the events of a pod whose containers are not created yet.
+MOUNT_RECHECK_SECONDS = 5.0
+
+
+@dataclasses.dataclass
+class LiveTest:
+    """What the watches tell one test's loop: a wake-up, and children that went away."""
+
+    uid: str
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    # Children whose deletion was observed ("Service", "master Job", "worker Job").
+    deleted: set[str] = dataclasses.field(default_factory=set)
+    # Finished Jobs and terminated master pods that were deleted since (e.g. a TTL of 0):
+    # their last views, so the verdict still sees how the run ended.
+    gone_jobs: dict[str, JobView] = dataclasses.field(default_factory=dict)
+    gone_pods: dict[str, PodView] = dataclasses.field(default_factory=dict)
+
+    def with_gone(self, kids: Children) -> Children:
+        roles = {j.role for j in kids.jobs}
+        names = {p.name for p in kids.pods}
+        return Children(jobs=[*kids.jobs, *(j for r, j in self.gone_jobs.items() if r not in roles)],
+                        services=kids.services,
+                        pods=[*kids.pods, *(p for n, p in self.gone_pods.items() if n not in names)])
+
+
+@dataclasses.dataclass
+class RunState:
+    """What one test's loop has learnt so far: its last status, the live numbers,
+    the final results, and what it did to the run (stopped it, aborted it)."""
+
+    previous: Status
+    url: str
+    creation: Creation
+    result: dict[str, Any] | None
+    locust: dict[str, Any] | None = None
+    # Why the master's answers were refused (status.locust.message); polls stop then.
+    problem: str | None = None
+    live_off: bool = False
+    api_refused: bool = False  # the final results will come from the log
+    poll: asyncio.Task[Answer] | None = None  # a live poll under way
+    next_poll: datetime | None = None
+    unanswered: int = 0  # polls in a row that got no answer
+    log_read: bool = False
+    aborted: bool = False
+    stop_tried: bool = False  # the master was asked to stop (abort, deadline, a verdict)
+    run_stopped: bool = False  # the final results were read after Locust said "stopped"
+    deadline: int | None = None  # set once the test outlived its maxDurationSeconds
+    drift_logged: int = 1
+    write_failures: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Next:
+    """What the loop does after a step: stop, derive again now, or sleep."""
+
+    done: bool = False
+    again: bool = False
+    timeout: float | None = None
+
+
+class TestLoop:
+    """The loops of all live tests: shared dependencies, per-test state in RunState."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.act = Actions(rt)
+
+    async def run(self, body: Mapping[str, Any], children: Callable[[], Children],
+                  stopped: StopFlag, live: LiveTest) -> None:
+        """Track one test until its phase is terminal (or Kopf stops the loop).
+
+        `body` is Kopf's live view of the test, `children` reads its children's
+        views from the watches, `live` is what the watches tell this loop; all are
+        re-read on every wake.
+        """
+        metadata = body["metadata"]
+        key: Key = (metadata["namespace"], metadata["name"])
+        # Kopf's stop request (the test finished or went away) wakes a sleeping loop,
+        # so it returns at once instead of being cancelled.
+        on_stop = asyncio.ensure_future(_wake_on_stop(stopped, live))
+        run: RunState | None = None
+        try:
+            previous: Status = dict(body.get("status") or {})
+            if previous.get("phase") in TERMINAL:
+                return  # finished before this loop started (e.g. an operator restart)
+            creation = Creation()
+            if (condition(previous, "Ready") or {}).get("reason") not in _CREATION_DONE:
+                creation = await self.act.create(body, stopped)
+            url = stats_url(self.rt.config.statsUrlTemplate, child_names(key[1])[MASTER], key[0])
+            run = RunState(previous=previous, url=url, creation=creation, result=previous.get("result"),
+                           problem=(previous.get("locust") or {}).get("message"))
+            await self._guarded(body, children, stopped, key, live, run)
+        finally:
+            on_stop.cancel()
+            if run is not None and run.poll is not None:
+                run.poll.cancel()
+
+    async def _guarded(self, body: Mapping[str, Any], children: Callable[[], Children],
+                       stopped: StopFlag, key: Key, live: LiveTest, run: RunState) -> None:
+        """Steps until the test is terminal; an unexpected error in one step is logged as
+        one line naming the test, noted in its status (Tracking=False), and retried."""
+        errors = 0
+        while not stopped:
+            try:
+                step = await self._step(body, children, key, live, run)
+                errors = 0
+            except Exception as exc:  # one test's trouble must never end the others' loops
+                ERRORS.labels("observe").inc()
+                delay = backoff(self.rt.error_delays, errors)
+                errors += 1
+                message = f"cannot observe the test: {type(exc).__name__}: {text(exc, 300)}"
+                log.error("%s/%s: %s; retrying in %ss", *key, message, delay)
+                await self._note_error(key, run, message)
+                step = _Next(timeout=delay)
+            if step.done:
+                return
+            if not step.again:
+                await self._sleep(live, step.timeout, run.poll)
+
+    async def _step(self, body: Mapping[str, Any], children: Callable[[], Children], key: Key,
+                    live: LiveTest, run: RunState) -> _Next:
+        """Look at the test once: act on the run, derive the status, write it if it changed."""
+        test = {"metadata": dict(body["metadata"]), "spec": dict(body.get("spec") or {})}
+        self._log_drift(key, test, run)
+        kids = await self.act.mount_failures(key[0], live.with_gone(children()))
+        if await self._act_on_run(test, kids, run):
+            return _Next(again=True)
+        now = self.rt.clock()
+        observation = observe(
+            test, kids, now=now, grace_seconds=self.rt.config.podHealthGraceSeconds,
+            create_error=run.creation.error, create_error_reason=run.creation.reason,
+            deleted=live.deleted, locust=run.locust, just_created=run.creation.just_created,
+            result=run.result, aborted=run.aborted, run_stopped=run.run_stopped,
+            deadline_exceeded=run.deadline, live_problem=run.problem)
+        derived = derive_status(run.previous, observation)
+        if derived.stop_jobs == STOP_NOW and not run.stop_tried and \
+                await self.act.stop_master(test, kids, run):
+            return _Next(again=True)  # results read before the Jobs end: derive with them
+        if derived.status != run.previous:
+            try:
+                # Shielded: a terminal status stops the loop's filter, and Kopf may
+                # cancel the loop before the events announcing it are written.
+                if not await asyncio.shield(self.act.write(test, kids, run.previous, derived)):
+                    return _Next(done=True)  # the test was deleted meanwhile
+            except API_ERRORS as exc:
+                ERRORS.labels("status").inc()
+                delay = backoff(self.rt.retry_delays, run.write_failures)
+                run.write_failures += 1
+                log.warning("%s/%s: cannot write the status (%s); retrying in %ss", *key, exc, delay)
+                return _Next(timeout=delay)
+            run.write_failures = 0
+            run.previous = derived.status
+        run.creation.just_created = False
+        if run.previous["phase"] in TERMINAL:
+            return _Next(done=True)
+        return self._next_wake(test, kids, run, derived, now)
+
+    def _log_drift(self, key: Key, test: Object, run: RunState) -> None:
+        generation = int(test["metadata"].get("generation", 1))
+        if generation > run.drift_logged:
+            run.drift_logged = generation
+            log.warning("Update operations on %s are not currently supported!", key[1])
+
+    async def _act_on_run(self, test: Object, kids: Children, run: RunState) -> bool:
+        """Abort, deadline, a finished live poll, the log fallback; True to derive at once."""
+        metadata = test["metadata"]
+        if (metadata.get("annotations") or {}).get(ABORT_ANNOTATION) == "true" and not run.aborted:
+            run.aborted = True
+            log.info("%s/%s: abort requested", metadata["namespace"], metadata["name"])
+            await self.act.stop_master(test, kids, run)
+        limit = max_duration(test["spec"], self.rt.config)
+        if limit and run.deadline is None and self.rt.age_seconds(metadata) >= limit:
+            run.deadline = limit
+            log.info("%s/%s: ran past its %ss limit; stopping it", metadata["namespace"],
+                     metadata["name"], limit)
+            await self.act.stop_master(test, kids, run)
+        if run.poll is not None and run.poll.done() and await self._take_poll(test, run):
+            return True
+        if run.result is None and not run.log_read and job_finished(_master_job(test, kids)):
+            # The run ended before its results were read from the master's API.
+            run.log_read = True
+            run.result = await self.rt.results.from_log(test, kids, run.previous)
+        return False
+
+    async def _take_poll(self, test: Object, run: RunState) -> bool:
+        """Take in a finished live poll: numbers, a refusal, or no answer (back off)."""
+        assert run.poll is not None
+        answer = run.poll.result() if not run.poll.cancelled() else Answer()
+        run.poll = None
+        if answer.problem:
+            run.problem, run.live_off = f"{answer.problem}; live stats off", True
+            return True
+        if answer.value is None:
+            run.unanswered += 1
+            return False
+        run.unanswered = 0
+        run.locust = summarize(answer.value)
+        if run.locust.get("state") == "stopped" and run.result is None and not run.api_refused:
+            # The run is over and --autoquit keeps the master up: read it all now.
+            got = await self.rt.results.from_api(test, run.url, run.previous, run.locust)
+            if got.problem:
+                run.problem, run.api_refused = got.problem, True
+            run.result = got.result
+            run.run_stopped = got.result is not None and not run.aborted
+        return True
+
+    def _next_wake(self, test: Object, kids: Children, run: RunState, derived: Derived,
+                   now: datetime) -> _Next:
+        """When to look again: a grace period, a pod still creating, the deadline, a poll."""
+        timeouts = [] if derived.recheck_after is None else [derived.recheck_after + 0.5]
+        if any(p.creating for p in kids.pods):
+            # Nothing in a pod's status changes while a volume fails to mount: look again.
+            timeouts.append(MOUNT_RECHECK_SECONDS)
+        limit = max_duration(test["spec"], self.rt.config)
+        if limit and run.deadline is None:
+            timeouts.append(max(0.0, limit - self.rt.age_seconds(test["metadata"])) + 0.1)
+        polling = (self.rt.config.statsPollSeconds > 0 and not run.live_off and run.poll is None
+                   and master_may_answer(test, kids))
+        if run.previous["phase"] == RUNNING and polling:
+            if run.next_poll is None or now >= run.next_poll:
+                # In the background: a slow or unreachable master delays only its own numbers.
+                run.poll = asyncio.ensure_future(self.rt.master.stats(run.url))
+                run.next_poll = now + timedelta(seconds=poll_interval(
+                    self.rt.config.statsPollSeconds, run.unanswered))
+            else:
+                timeouts.append((run.next_poll - now).total_seconds())
+        return _Next(timeout=min(timeouts) if timeouts else None)
+
+    async def _sleep(self, live: LiveTest, timeout: float | None, poll: asyncio.Task[Answer] | None) -> None:
+        """Until woken by an event, a live poll's answer, or `timeout` seconds pass.
+
+        After a wake, wait `settle_seconds` more: a test's pods and Jobs change
+        together (three pods turn Ready within a moment), and one status write
+        for all of them beats one per event.
+        """
+        woken = asyncio.ensure_future(live.wake.wait())
+        waiting: set[asyncio.Future[Any]] = {woken} if poll is None else {woken, poll}
+        try:
+            done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+        if woken in done and self.rt.settle_seconds:
+            await asyncio.sleep(self.rt.settle_seconds)
+        live.wake.clear()
+
+    async def _note_error(self, key: Key, run: RunState, message: str) -> None:
+        status = with_tracking_error(run.previous, message, self.rt.clock())
+        with contextlib.suppress(*API_ERRORS):
+            await self.rt.api.patch_status(key[0], key[1], status)
+            run.previous = status
+
+
+def poll_interval(poll_seconds: int, unanswered: int) -> float:
+    """Seconds to the next live poll: doubled per unanswered poll, up to a minute
+    (or the poll interval itself, if longer), so dead masters cost little."""
+    return float(min(poll_seconds * 2 ** min(unanswered, 6), max(poll_seconds, _MAX_POLL_SECONDS)))
+
+
+
+async def _wake_on_stop(stopped: StopFlag, live: LiveTest) -> None:
+    await stopped.wait()
+    live.wake.set()
+
+
+
+def _master_job(test: Object, kids: Children) -> dict[str, Any] | None:
+    uid = test["metadata"].get("uid")
+    return next((j.status for j in kids.jobs if j.owner_uid == uid and j.role == MASTER), None)
+
