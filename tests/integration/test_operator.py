@@ -266,14 +266,6 @@ def test_restart_between_service_and_jobs_creates_each_child_once(
         "Job/restart-master", "Job/restart-worker", "Service/restart-master"]
 
 
-@pytest.mark.parametrize(("role", "waiting", "reason", "words"), [
-    ("master", {"reason": "CreateContainerConfigError",
-                "message": 'configmap "missing-locustfile" not found'},
-     "ConfigurationError", 'configmap "missing-locustfile" not found'),
-    ("worker", {"reason": "ImagePullBackOff",
-                "message": 'Back-off pulling image "locustio/locust:no-such-tag"'},
-     "ImagePullError", "locustio/locust:no-such-tag"),
-])
 def _jobs_ended(cluster: Cluster, namespace: str, name: str, timeout: float = 30) -> float:
     """Seconds until both Jobs of the test are finished with no active pod (terminal means
     stopped: the operator ended them with activeDeadlineSeconds); asserted on the Jobs."""
@@ -295,6 +287,14 @@ def _jobs_ended(cluster: Cluster, namespace: str, name: str, timeout: float = 30
     return time.monotonic() - start
 
 
+@pytest.mark.parametrize(("role", "waiting", "reason", "words"), [
+    ("master", {"reason": "CreateContainerConfigError",
+                "message": 'configmap "missing-locustfile" not found'},
+     "ConfigurationError", 'configmap "missing-locustfile" not found'),
+    ("worker", {"reason": "ImagePullBackOff",
+                "message": 'Back-off pulling image "locustio/locust:no-such-tag"'},
+     "ImagePullError", "locustio/locust:no-such-tag"),
+])
 def test_pods_that_cannot_start_fail_the_test(cluster: Cluster, namespace: str,
                                               operator: OperatorProcess, role: str,
                                               waiting: dict[str, str], reason: str, words: str) -> None:

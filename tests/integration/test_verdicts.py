@@ -199,11 +199,15 @@ def test_a_passing_run_keeps_its_results_after_the_jobs_are_gone(
                                    "live RPS", timeout=60)
         during = case.get_columns()
         status = case.wait_phase("Succeeded", "Failed")
+        # Thresholds decide on the stopped run's results: the verdict comes while the
+        # real master still idles through --autoquit (8 s here), not after it exits.
+        master_still_up = case.run.master.poll() is None
         after = case.get_columns("-o", "wide")
         # The TTL controller removes the finished Jobs; the results stay.
         cluster.wait_for(lambda: not cluster.kubectl_json("-n", namespace, "get", "jobs")["items"],
                          timeout=60, what="Jobs removed by their TTL")
         configmap = case.configmap()
+        case.run.master.wait(timeout=60)  # its own final numbers, printed on exit
         final = final_requests(case.run)
         html_file = tmp_path / "report.html"
         report = subprocess.run([sys.executable, "-m", "locust_operator", "report", "pass", "-n", namespace,
@@ -212,6 +216,7 @@ def test_a_passing_run_keeps_its_results_after_the_jobs_are_gone(
     print(f"kubectl get lotest during the run:\n{during}\nafter it:\n{after}")
     assert running["locust"]["userCount"] > 0
     assert (status["phase"], status["verdict"]) == ("Succeeded", "TestSucceeded")
+    assert master_still_up
     result = status["result"]
     assert result["source"] == "MasterApi"
     assert result["requests"] == final > 0  # every request Locust counted, the last report included
