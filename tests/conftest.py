@@ -43,6 +43,22 @@ def load_example(name: str) -> dict[str, Any]:
     return loaded
 
 
+# Under pytest-xdist (scripts/test runs `-n 2 --dist loadgroup`): the tests that need the
+# machine's one real node, or build the images into its containerd, run in one worker,
+# in order; every other module of tests/integration stays together in one worker (its
+# module fixtures, its own cluster per worker); unit and chart tests spread freely.
+SERIAL_GROUP = "machine"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("real_node") or item.get_closest_marker("images"):
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+        elif Path(item.path).resolve().relative_to(ROOT).parts[:2] in (("tests", "integration"),
+                                                                      ("tests", "locust")):
+            item.add_marker(pytest.mark.xdist_group(Path(item.path).stem))
+
+
 @pytest.fixture
 def base_test() -> dict[str, Any]:
     return copy.deepcopy(BASE_TEST)

@@ -8,9 +8,9 @@ its nesting is known to be shallow (`bounded.loads`).
 Budgets: live polls (`/stats/requests` every statsPollSeconds) and final
 reads (the CSVs, the report, /stop) hold separate connection slots, so a
 thousand polls of unreachable masters never delay the reads a verdict waits
-for; and every body in flight draws on one byte budget as its bytes arrive, so
+for; and every body in flight draws on one byte budget (`ByteBudget`), so
 memory is bounded by bytes, not by how many masters are slow: a master that
-hangs holds a slot but no memory.
+has not answered yet holds a slot but no memory.
 """
 
 from __future__ import annotations
@@ -76,7 +76,12 @@ def _endpoint(url: str) -> str:
 
 
 class ByteBudget:
-    """Bytes that may sit in memory at once; a taker waits until enough are free."""
+    """Bytes that may sit in memory at once.
+
+    A body of declared length reserves it whole before it is read (`take`, which
+    waits: holders never wait for more, so there is no deadlock); a body of unknown
+    length takes its chunks only while they fit (`try_take`), else the read ends.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -84,15 +89,25 @@ class ByteBudget:
         self._changed = asyncio.Condition()
 
     async def take(self, count: int) -> None:
-        count = min(count, self.size)  # one chunk never waits forever
+        count = min(count, self.size)  # one read never waits forever
         async with self._changed:
             await self._changed.wait_for(lambda: self.free >= count)
             self.free -= count
 
+    def try_take(self, count: int) -> bool:
+        if self.free < count:
+            return False
+        self.free -= count
+        return True
+
     async def give(self, count: int) -> None:
         async with self._changed:
-            self.free = min(self.size, self.free + min(count, self.size))
+            self.free = min(self.size, self.free + count)
             self._changed.notify_all()
+
+
+class Busy(Exception):
+    """The byte budget is spent by other reads: no answer this time."""
 
 
 async def read_capped(response: aiohttp.ClientResponse, cap: int, what: str,
@@ -101,6 +116,10 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int, what: str,
     declared = response.content_length
     if declared is not None and declared > cap:
         raise Refused(f"the master's {what} answer is over {mib(cap)}")
+    reserved = 0
+    if budget is not None and declared is not None:
+        await budget.take(declared)
+        reserved = min(declared, budget.size)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -108,13 +127,15 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int, what: str,
             size += len(chunk)
             if size > cap:
                 raise Refused(f"the master's {what} answer is over {mib(cap)}")
-            if budget is not None:
-                await budget.take(len(chunk))
+            if budget is not None and size > reserved:
+                if not budget.try_take(size - reserved):
+                    raise Busy
+                reserved = size
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
-        if budget is not None:
-            await budget.give(sum(len(c) for c in chunks))
+        if budget is not None and reserved:
+            await budget.give(reserved)
 
 
 class MasterClient:
@@ -148,7 +169,7 @@ class MasterClient:
                 return Answer(value=await read_capped(response, self.limits.cap(what), what, self._bytes))
         except Refused as exc:
             return Answer(problem=str(exc))
-        except (TimeoutError, OSError, ValueError, aiohttp.ClientError):
+        except (Busy, TimeoutError, OSError, ValueError, aiohttp.ClientError):
             return Answer()
 
     async def stats(self, url: str) -> Answer:

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 
-from locust_operator.master_api import Answer, Limits, MasterClient, master_url, read_capped
+from locust_operator.master_api import Answer, ByteBudget, Limits, MasterClient, master_url, read_capped
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REPORT = {"state": "running", "user_count": 3, "stats": [{"name": "/", "num_requests": 4}]}
@@ -249,3 +249,42 @@ def test_an_unreachable_master_is_no_answer() -> None:
             await client.close()
 
     assert asyncio.run(read()) == (Answer(), False)
+
+
+def test_the_byte_budget_bounds_the_bytes_in_flight() -> None:
+    """Reservations of declared lengths wait for one another and never deadlock; a body
+    of unknown length past the free budget ends its read (no answer this time)."""
+    budget = ByteBudget(1000)
+    held: list[int] = []
+
+    async def reader(size: int) -> None:
+        await budget.take(size)
+        held.append(budget.size - budget.free)
+        await asyncio.sleep(0.01)
+        await budget.give(size)
+
+    async def main() -> tuple[bool, bool]:
+        await asyncio.wait_for(asyncio.gather(*(reader(300 + i * 100) for i in range(8))), 5)
+        assert budget.free == 1000
+        first = budget.try_take(900)
+        second = budget.try_take(200)  # does not fit: the read would end
+        return first, second
+
+    assert asyncio.run(main()) == (True, False)
+    assert max(held) <= 1000
+
+
+def test_a_body_of_unknown_length_past_the_budget_is_no_answer() -> None:
+    async def read() -> tuple[Answer, Answer]:
+        async with masters() as base:
+            client = MasterClient(Limits(stats_bytes=1024 * 1024, budget_bytes=4096))
+            try:
+                # chunked, far past the budget but under the cap: not the master's fault
+                endless = await client.stats(f"{base}/endless/stats/requests")
+                ok = await client.stats(f"{base}/ok/stats/requests")  # the budget was given back
+                return endless, ok
+            finally:
+                await client.close()
+
+    endless, ok = asyncio.run(read())
+    assert endless == Answer() and ok == Answer(value=REPORT)
