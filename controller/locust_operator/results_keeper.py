@@ -49,8 +49,11 @@ from locust_operator.thresholds import evaluate, thresholds_set
 
 log = logging.getLogger("locust_operator")
 Object = dict[str, Any]
-# Reads of the stats CSV after a run stopped, at most, until two agree.
-_STABLE_READS = 6
+# After "stopped", a worker sends the rest of its stats with its next periodic report
+# (Locust's WORKER_REPORT_INTERVAL, 3 s), not at once: the CSV counts as final once
+# STABLE_READS reads in a row, settle_seconds apart (4 s at 1 s), agree; at most MAX_READS.
+STABLE_READS = 5
+MAX_READS = 12
 # What Locust logs when --expect-workers-max-wait ran out.
 _GAVE_UP = "Gave up waiting for workers to connect"
 
@@ -87,21 +90,24 @@ class ResultsKeeper:
         """The run's results from the master's REST API.
 
         The master reports "stopped" before the workers' last stats reach it, so
-        the CSV is read until two reads a moment apart agree.
+        the CSV is read until it stays the same over more than a worker's report
+        interval.
         """
         csv_text: str | None = None
-        for _ in range(_STABLE_READS):
+        same = 0
+        for _ in range(MAX_READS):
             await asyncio.sleep(self.settle_seconds)
             latest = await self.master.text(master_url(url, CSV))
             if latest.problem:
                 return FromApi(problem=f"{latest.problem}; results will come from its log")
             if latest.value is None:
                 return FromApi()
-            if latest.value == csv_text:
-                break
+            same = same + 1 if latest.value == csv_text else 1
             csv_text = latest.value
-        if csv_text is None:
-            return FromApi()
+            if same >= STABLE_READS:
+                break
+        if csv_text is None or same < STABLE_READS:
+            return FromApi()  # still changing: read again at the next poll
         failures = await self.master.text(master_url(url, FAILURES))
         html = await self.master.text(master_url(url, REPORT))
         try:

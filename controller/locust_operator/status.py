@@ -72,7 +72,8 @@ class Observation:
     # The user asked to stop the test (the abort annotation) and the operator did.
     aborted: bool = False
     # The final results were read from the master's API after Locust reported
-    # `stopped`, and two reads agreed: with thresholds, the outcome is decided.
+    # `stopped`, and stayed the same over a worker report interval: with
+    # thresholds, the outcome is decided.
     run_stopped: bool = False
     # The test outlived this many seconds (its maxDurationSeconds), else None.
     deadline_exceeded: int | None = None

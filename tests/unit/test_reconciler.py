@@ -22,6 +22,7 @@ from locust_operator.kube_api import ApiError
 from locust_operator.master_api import Answer
 from locust_operator.observe import Children, JobView, PodView, ServiceView
 from locust_operator.reconciler import Reconciler
+from locust_operator.results_keeper import STABLE_READS
 from locust_operator.validation import validated
 from tests.conftest import BASE_TEST
 
@@ -462,8 +463,9 @@ def test_results_are_read_from_the_master_once_the_run_stopped() -> None:
     configmap = _configmap(world)
     assert configmap["metadata"]["ownerReferences"][0]["uid"] == UID
     assert configmap["data"]["requests.csv"] == csv and configmap["data"]["report.html"] == "<html/>"
-    # Until two reads agree: the first read after "stopped" may miss the workers' last report.
-    assert sum(u.endswith("/stats/requests/csv") for u in stats.urls) == 2
+    # Until the CSV stays the same over a worker's report interval: the first reads after
+    # "stopped" may miss the workers' last report.
+    assert sum(u.endswith("/stats/requests/csv") for u in stats.urls) == STABLE_READS
     assert status["locust"]["userCount"] == 6  # the most users, not the 0 after the stop
 
 
@@ -779,3 +781,35 @@ def test_a_master_that_never_answers_does_not_delay_the_verdict() -> None:
 
     run(world, script)
     assert world.phase == "Succeeded"
+
+
+class LateReport(FakeStats):
+    """A worker's last report reaches the master three reads after it said "stopped"."""
+
+    def __init__(self, early: str, final: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.early, self.final, self.reads = early, final, 0
+
+    async def text(self, url: str) -> Answer:
+        if url.endswith("/stats/requests/csv"):
+            self.urls.append(url)
+            self.reads += 1
+            return Answer(value=self.early if self.reads <= 3 else self.final)
+        return await super().text(url)
+
+
+def test_results_wait_for_the_workers_last_report() -> None:
+    final = (DATA / "locust-requests.csv").read_text()
+    early = final.replace(",Aggregated,23,", ",Aggregated,20,")
+    stats = LateReport(early, final, report={**RUNNING_REPORT, "state": "stopped"})
+    world = World(config=OperatorConfig(statsPollSeconds=1), stats=stats,
+                  spec={"thresholds": {"maxFailRatio": "0.5"}})
+
+    async def script(task: asyncio.Task[None]) -> None:
+        _running(world)
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    status = world.api.patches[-1]
+    assert status["result"]["requests"] == 23  # not the 20 of the reads before the last report
+    assert stats.reads == 3 + STABLE_READS
