@@ -47,7 +47,8 @@ def test_kept_keys_by_plain_name() -> None:
 @pytest.mark.parametrize(("packed", "words"), [
     ("not base64!", "report.html.gz is not base64 gzip"),
     (base64.b64encode(b"plain, not gzip").decode(), "report.html.gz is not base64 gzip"),
-    (base64.b64encode(gzip.compress(b"x" * 1000, mtime=0)[:20]).decode(), "report.html.gz is not base64 gzip"),
+    (base64.b64encode(gzip.compress(b"x" * 1000, mtime=0)[:20]).decode(),
+     "report.html.gz is not base64 gzip"),
 ])
 def test_a_damaged_gzip_key_is_an_error(packed: str, words: str) -> None:
     with pytest.raises(ValueError, match=words):
