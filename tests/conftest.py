@@ -50,6 +50,7 @@ def load_example(name: str) -> dict[str, Any]:
 SERIAL_GROUP = "machine"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("real_node") or item.get_closest_marker("images"):
@@ -57,6 +58,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif Path(item.path).resolve().relative_to(ROOT).parts[:2] in (("tests", "integration"),
                                                                       ("tests", "locust")):
             item.add_marker(pytest.mark.xdist_group(Path(item.path).stem))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Fail at once if xdist would not keep a group together (real-node tests in two
+    workers would both try to start the machine's one real node)."""
+    if not session.config.getoption("loadgroup", default=False):
+        return
+    lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(f"pytest-xdist did not apply the test groups (e.g. {lost[0]}): "
+                                f"pytest {pytest.__version__} with this pytest-xdist; see pyproject.toml")
 
 
 @pytest.fixture

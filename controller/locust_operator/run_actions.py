@@ -25,6 +25,7 @@ from locust_operator.children import (
     create_children,
 )
 from locust_operator.config import OperatorConfig
+from locust_operator.contract import MASTER
 from locust_operator.events import event_body
 from locust_operator.health import mount_problem
 from locust_operator.kube_api import API_ERRORS, Api, ApiError, backoff
@@ -36,6 +37,7 @@ from locust_operator.render import RenderError, job_ttl, keeps_failed_pods, rend
 from locust_operator.results_keeper import MasterSource, ResultsKeeper
 from locust_operator.status import (
     RUNNING,
+    STOP_AFTER_GRACE,
     SUCCEEDED,
     TERMINAL,
     Derived,
@@ -248,7 +250,9 @@ class Actions:
             if job.owner_uid != metadata.get("uid") or not job.name:
                 continue
             body: Object = {} if ttl is None else {"ttlSecondsAfterFinished": ttl}
-            deadline = None if derived.stop_jobs is None else \
+            # After the master exited by itself, only its workers may need ending.
+            deadline = None if derived.stop_jobs is None or \
+                (derived.stop_jobs == STOP_AFTER_GRACE and job.role == MASTER) else \
                 job_deadline(job.status, derived.stop_jobs, self.rt.clock())
             if deadline is not None:
                 body["activeDeadlineSeconds"] = deadline

@@ -181,8 +181,12 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     recheck: float | None = None
     failure: str | None = None
 
-    # What the children say, before the monotonic phase rule.
+    # What the children say, before the monotonic phase rule. The master's exit code
+    # decides as soon as its pod reports it (restartPolicy Never, backoffLimit 0: the
+    # Job follows), without waiting for its sidecar to stop and the Job controller.
     phase = _job_state(obs.master_job, obs.master_pods_ready)
+    if phase not in TERMINAL and obs.master_exit_code is not None:
+        phase = SUCCEEDED if obs.master_exit_code == 0 else FAILED
     master_done = phase in TERMINAL
     result = previous.get("result") if prev_phase in TERMINAL else (obs.result or previous.get("result"))
 

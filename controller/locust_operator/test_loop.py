@@ -24,7 +24,7 @@ from locust_operator.kube_api import API_ERRORS, backoff
 from locust_operator.locust_stats import stats_url, summarize
 from locust_operator.master_api import Answer
 from locust_operator.metrics import ERRORS
-from locust_operator.observe import Children, JobView, Key, PodView, observe
+from locust_operator.observe import Children, JobView, Key, PodView, master_pod, observe
 from locust_operator.render import max_duration
 from locust_operator.run_actions import Actions, Creation, Object, Runtime, StopFlag, master_may_answer
 from locust_operator.status import (
@@ -222,7 +222,7 @@ class TestLoop:
             await self.act.stop_master(test, kids, run)
         if run.poll is not None and run.poll.done() and await self._take_poll(test, run):
             return True
-        if run.result is None and not run.log_read and job_finished(_master_job(test, kids)):
+        if run.result is None and not run.log_read and _master_ended(test, kids):
             # The run ended before its results were read from the master's API.
             run.log_read = True
             run.result = await self.rt.results.from_log(test, kids, run.previous)
@@ -309,7 +309,10 @@ async def _wake_on_stop(stopped: StopFlag, live: LiveTest) -> None:
 
 
 
-def _master_job(test: Object, kids: Children) -> dict[str, Any] | None:
+def _master_ended(test: Object, kids: Children) -> bool:
+    """The master Job finished, or its Locust container exited (its log is complete)."""
     uid = test["metadata"].get("uid")
-    return next((j.status for j in kids.jobs if j.owner_uid == uid and j.role == MASTER), None)
+    job = next((j.status for j in kids.jobs if j.owner_uid == uid and j.role == MASTER), None)
+    pod = master_pod(test, kids)
+    return job_finished(job) or (pod is not None and pod.exit_code is not None)
 

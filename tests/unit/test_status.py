@@ -449,6 +449,14 @@ RUNNING_JOBS = {"master_job": job(ready=1, active=1), "worker_job": job(ready=2,
      "Succeeded", "TestSucceeded", STOP_AFTER_GRACE),
     ({**RUNNING_JOBS, "master_job": job(failed=True), "master_pods_live": 0, "master_exit_code": 1},
      "Failed", "LocustErrors", STOP_AFTER_GRACE),
+    # The master's container exited: its exit code decides at once, while its sidecar
+    # stops and before the Job controller marks the Job (restartPolicy Never).
+    ({**RUNNING_JOBS, "master_pods_live": 1, "master_exit_code": 0}, "Succeeded", "TestSucceeded",
+     STOP_AFTER_GRACE),
+    ({**RUNNING_JOBS, "master_pods_live": 1, "master_exit_code": 1}, "Failed", "LocustErrors",
+     STOP_AFTER_GRACE),
+    ({**RUNNING_JOBS, "master_pods_live": 1, "master_exit_code": 137}, "Failed", "TestCrashed",
+     STOP_AFTER_GRACE),
     # Both Jobs done and no pod left: nothing to stop.
     ({"master_job": job(complete=True), "worker_job": job(complete=True), "master_exit_code": 0},
      "Succeeded", "TestSucceeded", None),
