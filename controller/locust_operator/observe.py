@@ -113,7 +113,7 @@ def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace
             deleted: Iterable[str] = (), locust: dict[str, Any] | None = None,
             just_created: bool = False, result: dict[str, Any] | None = None,
             aborted: bool = False, run_stopped: bool = False, deadline_exceeded: int | None = None,
-            live_problem: str | None = None) -> Observation:
+            live_problem: str | None = None, results_pending: bool = False) -> Observation:
     """The Observation of `test` from the children it owns (by controller UID)."""
     uid = test["metadata"].get("uid")
     jobs = {j.role: j for j in children.jobs if j.owner_uid == uid}
@@ -142,6 +142,7 @@ def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace
         run_stopped=run_stopped,
         deadline_exceeded=deadline_exceeded,
         live_problem=live_problem,
+        results_pending=results_pending,
         master_pods_live=sum(1 for p in pods if p.role == MASTER and not p.finished),
         worker_pods_live=sum(1 for p in pods if p.role == WORKER and not p.finished),
         deleted=tuple(sorted(deleted)),

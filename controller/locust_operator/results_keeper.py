@@ -122,8 +122,14 @@ class ResultsKeeper:
             result["message"] = "; ".join(skipped) + "; not kept"
         return FromApi(result=result)
 
-    async def from_log(self, test: Object, kids: Children, previous: Mapping[str, Any]) -> dict[str, Any]:
-        """The run's results from the master's final output in its log (`--json`)."""
+    async def from_log(self, test: Object, kids: Children, previous: Mapping[str, Any],
+                       final: bool = True) -> dict[str, Any] | None:
+        """The run's results from the master's final output in its log (`--json`).
+
+        Not `final` (the master's container has exited, its Job has not finished yet),
+        a log without its final stats, or not readable yet, is None: try again later,
+        as the container runtime may still be writing the end of the log.
+        """
         metadata = test["metadata"]
         pod = master_pod(test, kids)
         if pod is None:
@@ -134,6 +140,8 @@ class ResultsKeeper:
                                           self.log_limit_bytes)
         except API_ERRORS as exc:
             # A log the kubelet no longer has (or never had) is an outcome, not an operator error.
+            if not final:
+                return None
             if not (isinstance(exc, ApiError) and exc.status < 500):
                 ERRORS.labels("results").inc()
             return unavailable(f"cannot read the master's log ({pod.name}): {exc}")
@@ -142,6 +150,8 @@ class ResultsKeeper:
         except ResultsError as exc:
             if _GAVE_UP in text:
                 return {**unavailable(f"Locust: {_GAVE_UP.lower()}"), "workers": 0}
+            if not final:
+                return None
             return unavailable(f"{pod.name}: {exc} (the last {mib(self.log_limit_bytes)} of its log read)")
         log.info("%s/%s: results read from the master's log", metadata["namespace"], metadata["name"])
         return await self.keep(test, stats, MASTER_LOG, previous, None, requests_csv(stats), None, None)

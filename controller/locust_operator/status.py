@@ -79,6 +79,9 @@ class Observation:
     deadline_exceeded: int | None = None
     # Why the master's answers were refused (status.locust.message), when they were.
     live_problem: str | None = None
+    # The master's container exited but its final results are not read yet (its log
+    # may still be being written): its exit code alone does not end the test yet.
+    results_pending: bool = False
     # Pods of each role not yet terminated (running or pending), for JobsStopped.
     master_pods_live: int = 0
     worker_pods_live: int = 0
@@ -185,7 +188,7 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
     # decides as soon as its pod reports it (restartPolicy Never, backoffLimit 0: the
     # Job follows), without waiting for its sidecar to stop and the Job controller.
     phase = _job_state(obs.master_job, obs.master_pods_ready)
-    if phase not in TERMINAL and obs.master_exit_code is not None:
+    if phase not in TERMINAL and obs.master_exit_code is not None and not obs.results_pending:
         phase = SUCCEEDED if obs.master_exit_code == 0 else FAILED
     master_done = phase in TERMINAL
     result = previous.get("result") if prev_phase in TERMINAL else (obs.result or previous.get("result"))

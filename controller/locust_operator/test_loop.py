@@ -46,6 +46,8 @@ _CREATION_DONE = ("ResourcesCreated", "ResourcesFailed", "NameConflict")
 _MAX_POLL_SECONDS = 60
 # Seconds between looks at the events of a pod whose containers are not created yet.
 MOUNT_RECHECK_SECONDS = 5.0
+# Seconds between reads of an exited master's log that did not end with its final stats.
+LOG_RECHECK_SECONDS = 2.0
 
 
 @dataclasses.dataclass
@@ -87,6 +89,9 @@ class RunState:
     next_poll: datetime | None = None
     unanswered: int = 0  # polls in a row that got no answer
     log_read: bool = False
+    # The master exited, its log did not have the final stats yet: the verdict waits
+    # for them (or for its Job to finish).
+    log_pending: bool = False
     aborted: bool = False
     stop_tried: bool = False  # the master was asked to stop (abort, deadline, a verdict)
     run_stopped: bool = False  # the final results were read after Locust said "stopped"
@@ -177,7 +182,8 @@ class TestLoop:
             create_error=run.creation.error, create_error_reason=run.creation.reason,
             deleted=live.deleted, locust=run.locust, just_created=run.creation.just_created,
             result=run.result, aborted=run.aborted, run_stopped=run.run_stopped,
-            deadline_exceeded=run.deadline, live_problem=run.problem)
+            deadline_exceeded=run.deadline, live_problem=run.problem,
+            results_pending=run.log_pending and run.result is None)
         derived = derive_status(run.previous, observation)
         if derived.stop_jobs == STOP_NOW and not run.stop_tried and \
                 await self.act.stop_master(test, kids, run):
@@ -223,9 +229,12 @@ class TestLoop:
         if run.poll is not None and run.poll.done() and await self._take_poll(test, run):
             return True
         if run.result is None and not run.log_read and _master_ended(test, kids):
-            # The run ended before its results were read from the master's API.
-            run.log_read = True
-            run.result = await self.rt.results.from_log(test, kids, run.previous)
+            # The run ended before its results were read from the master's API. Until its
+            # Job has finished, a log without the final stats may still be being written.
+            final = job_finished(_master_job(test, kids))
+            run.result = await self.rt.results.from_log(test, kids, run.previous, final=final)
+            run.log_read = run.result is not None
+            run.log_pending = run.result is None
         return False
 
     async def _take_poll(self, test: Object, run: RunState) -> bool:
@@ -254,6 +263,8 @@ class TestLoop:
                    now: datetime) -> _Next:
         """When to look again: a grace period, a pod still creating, the deadline, a poll."""
         timeouts = [] if derived.recheck_after is None else [derived.recheck_after + 0.5]
+        if run.log_pending:
+            timeouts.append(LOG_RECHECK_SECONDS)  # the end of the master's log may come late
         if any(p.creating for p in kids.pods):
             # Nothing in a pod's status changes while a volume fails to mount: look again.
             timeouts.append(MOUNT_RECHECK_SECONDS)
@@ -309,10 +320,13 @@ async def _wake_on_stop(stopped: StopFlag, live: LiveTest) -> None:
 
 
 
-def _master_ended(test: Object, kids: Children) -> bool:
-    """The master Job finished, or its Locust container exited (its log is complete)."""
+def _master_job(test: Object, kids: Children) -> dict[str, Any] | None:
     uid = test["metadata"].get("uid")
-    job = next((j.status for j in kids.jobs if j.owner_uid == uid and j.role == MASTER), None)
+    return next((j.status for j in kids.jobs if j.owner_uid == uid and j.role == MASTER), None)
+
+
+def _master_ended(test: Object, kids: Children) -> bool:
+    """The master Job finished, or its Locust container exited."""
     pod = master_pod(test, kids)
-    return job_finished(job) or (pod is not None and pod.exit_code is not None)
+    return job_finished(_master_job(test, kids)) or (pod is not None and pod.exit_code is not None)
 

@@ -389,9 +389,11 @@ def test_a_distributed_test_passes_on_real_pods(e2e: E2E) -> None:
     kept = c.kubectl_json("-n", ns, "get", "configmap", "pass-results")
     keys = {*kept.get("data", {}), *(k.removesuffix(".gz") for k in kept.get("binaryData", {}))}
     assert keys >= {"result.json", "requests.csv", "failures.csv", "report.html"}, keys
-    # The master exited, the native sidecar stopped with it, the Job completed.
-    job = c.kubectl_json("-n", ns, "get", "job", "pass-master")
-    assert any(k["type"] == "Complete" and k["status"] == "True" for k in job["status"]["conditions"])
+    # The master exited, the native sidecar stopped with it, the Job completed (the
+    # verdict came first: the master's exit code decides).
+    c.wait_for(lambda: any(k["type"] == "Complete" and k["status"] == "True" for k in c.kubectl_json(
+        "-n", ns, "get", "job", "pass-master")["status"].get("conditions", [])),
+               timeout=60, interval=0.5, what="pass-master Complete")
     (master,) = e2e.pods("performance-test-pod-name=pass-master")
     assert master["status"]["phase"] == "Succeeded"
     assert master["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0

@@ -813,3 +813,25 @@ def test_results_wait_for_the_workers_last_report() -> None:
     status = world.api.patches[-1]
     assert status["result"]["requests"] == 23  # not the 20 of the reads before the last report
     assert stats.reads == 3 + STABLE_READS
+
+
+def test_an_exited_masters_log_is_read_again_until_it_has_the_final_stats() -> None:
+    """The master's container exited, but the runtime has not written the end of its log
+    yet: the verdict waits for the final stats instead of judging without them."""
+    world = World(config=OperatorConfig(statsPollSeconds=0), spec={"thresholds": {"maxFailRatio": "0.5"}})
+    final = (DATA / "locust-master.log").read_text()
+    world.api.logs["demo-master-0"] = final[: len(final) // 3]  # the start only, for now
+
+    async def script(task: asyncio.Task[None]) -> None:
+        _running(world)
+        world.pod("master", ready=False, name="demo-master-0", exit_code=0, finished=True)
+        await asyncio.sleep(0.2)
+        assert world.phase == "Running"  # not judged on a log without its end
+        world.api.logs["demo-master-0"] = final
+        world.job("master", COMPLETE)
+        await asyncio.wait_for(task, 5)
+
+    run(world, script)
+    status = world.api.patches[-1]
+    assert (status["phase"], status["result"]["source"]) == ("Succeeded", "MasterLog")
+    assert status["result"]["requests"] > 0

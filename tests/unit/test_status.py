@@ -457,6 +457,8 @@ RUNNING_JOBS = {"master_job": job(ready=1, active=1), "worker_job": job(ready=2,
      STOP_AFTER_GRACE),
     ({**RUNNING_JOBS, "master_pods_live": 1, "master_exit_code": 137}, "Failed", "TestCrashed",
      STOP_AFTER_GRACE),
+    # ... unless its final results may still come (its log not yet complete): wait.
+    ({**RUNNING_JOBS, "master_exit_code": 0, "results_pending": True}, "Running", None, None),
     # Both Jobs done and no pod left: nothing to stop.
     ({"master_job": job(complete=True), "worker_job": job(complete=True), "master_exit_code": 0},
      "Succeeded", "TestSucceeded", None),
