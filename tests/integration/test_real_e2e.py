@@ -191,6 +191,16 @@ def locusttest(name: str, image: str, locustfile: str, run_time: str, workers: i
     }
 
 
+MEASUREMENTS = REPO_ROOT / ".cluster" / "e2e-measurements.txt"
+
+
+def _measured(line: str) -> None:
+    """Numbers for docs/benchmarks.md, kept where a parallel run's output does not lose them."""
+    MEASUREMENTS.parent.mkdir(exist_ok=True)
+    with MEASUREMENTS.open("a") as out:
+        out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+
+
 def too_big(image: str) -> dict[str, Any]:
     """More workers than fit: each asks for more CPU than the node has, so none is
     scheduled; the master runs and waits for them (the case of a node that fits 6 of 10)."""
@@ -254,8 +264,9 @@ class E2E:
         jobs = self.cluster.kubectl_json("-n", self.ns, "get", "jobs", "-l",
                                          f"performance-test-name={name}")["items"]
         assert all(not j["status"].get("active") for j in jobs), [j["status"] for j in jobs]
-        print(f"[{time.monotonic() - self.started:5.1f}s] {name}: no pod running {seconds:.1f}s "
-              "after the verdict")
+        line = f"{name}: no pod running or pending {seconds:.1f}s after the verdict was seen"
+        print(f"[{time.monotonic() - self.started:5.1f}s] {line}")
+        _measured(line)
         return seconds
 
 
@@ -315,7 +326,9 @@ def e2e(real_node_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
             locusttest("abort", image, "main.py", "3m"),
             locusttest("no-configmap", image, "main.py", "10s", configmap_ref="e2e-missing"),
             locusttest("no-image", f"{image}-does-not-exist", "main.py", "10s"),
-            locusttest("hostile", image, "hostile.py", "15s"),
+            # Thresholds judge it from its log (its live stats are refused): a request
+            # failing on a loaded node does not decide, as Locust's exit code would.
+            locusttest("hostile", image, "hostile.py", "15s", thresholds={"maxFailRatio": "0.5"}),
             too_big(image),
         ]
         c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
@@ -379,8 +392,9 @@ def test_a_distributed_test_passes_on_real_pods(e2e: E2E) -> None:
     assert "locust_workers_count 3" in metrics or "locust_workers_running_count 3" in metrics, metrics[:2000]
 
     exited, judged = verdict_lag(e2e, "pass")
-    print(f"[{time.monotonic() - e2e.started:5.1f}s] pass: master exited, verdict "
-          f"{judged - exited:.1f}s later (polled every 0.2 s)")
+    line = f"pass: verdict {judged - exited:.1f}s after the master container exited (polled every 0.2 s)"
+    print(f"[{time.monotonic() - e2e.started:5.1f}s] {line}")
+    _measured(line)
     status = e2e.terminal("pass")
     assert (status["phase"], status["verdict"]) == ("Succeeded", "TestSucceeded"), status.get("result")
     result = status["result"]
@@ -494,8 +508,9 @@ def test_a_hostile_master_cannot_take_the_operator_down(e2e: E2E) -> None:
     events = e2e.cluster.kubectl_json("-n", e2e.ns, "get", "events", "--field-selector",
                                       "involvedObject.name=hostile,reason=MasterAnswerRefused")["items"]
     assert [e["type"] for e in events] == ["Warning"], events
-    # Its verdict still comes from the run (the Job, the master's log).
-    assert status["phase"] == "Succeeded" and status["result"]["source"] == "MasterLog", status
+    # Its verdict still comes from the run: the master's final stats in its log.
+    assert status["result"]["source"] == "MasterLog" and status["result"]["requests"] > 0, status
+    assert (status["phase"], status["verdict"]) == ("Succeeded", "TestSucceeded"), status
     (pod,) = e2e.pods("app.kubernetes.io/instance=" + RELEASE, e2e.operator_ns)
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
 
