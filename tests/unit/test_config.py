@@ -64,6 +64,11 @@ def test_environment_lists_and_structures() -> None:
     ("statsPollSeconds: -1", {}, "statsPollSeconds"),
     ("statsUrlTemplate: 'http://{pod}/stats'", {}, "statsUrlTemplate"),
     ("statsUrlTemplate: 'ftp://{service}/x'", {}, "statsUrlTemplate"),
+    ("maxTestDurationSeconds: -1", {}, "maxTestDurationSeconds"),
+    ("masterReads: {statsMaxBytes: 0}", {}, "masterReads.statsMaxBytes"),
+    ("masterReads: {reportMaxBytes: 1MiB}", {}, "masterReads.reportMaxBytes"),
+    ("", {"LOCUST_OPERATOR_MASTER_READS_TIMEOUT_SECONDS": "0"}, "masterReads.timeoutSeconds"),
+    ("masterReads: {cap: 1}", {}, "masterReads.cap"),
 ])
 def test_invalid_settings_name_the_setting(tmp_path: Path, text: str, env: dict[str, str],
                                            setting: str) -> None:
