@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from locust_operator.config import OperatorConfig
-from locust_operator.render import render
+from locust_operator.api.config import OperatorConfig
+from locust_operator.build.render import render
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "env-and-secrets.yaml"
 

@@ -46,8 +46,8 @@ from benchmarks.harness import (
     percentile,
     wait_until,
 )
-from locust_operator.config import load_config
-from locust_operator.render import render
+from locust_operator.api.config import load_config
+from locust_operator.build.render import render
 
 
 def _config_file() -> Path:

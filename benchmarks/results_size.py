@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tests.locust.real_locust import http_target, locust_run
 
-from locust_operator.results import configmap_data, parse_requests_csv, report_texts, summary
+from locust_operator.rules.results import configmap_data, parse_requests_csv, report_texts, summary
 
 
 def locustfile(endpoints: int) -> str:

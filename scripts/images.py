@@ -263,10 +263,10 @@ def chart_image_ref(root: Path = REPO_ROOT) -> str:
 
 
 def exporter_image_ref(root: Path = REPO_ROOT) -> str:
-    """MetricsExporterConfig.image's default in controller/locust_operator/config.py."""
+    """MetricsExporterConfig.image's default in controller/locust_operator/api/config.py."""
     import ast
 
-    tree = ast.parse((root / "controller" / "locust_operator" / "config.py").read_text())
+    tree = ast.parse((root / "controller" / "locust_operator" / "api" / "config.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == "MetricsExporterConfig":
             for item in node.body:

@@ -1,3 +1,3 @@
-from locust_operator.cli import main
+from locust_operator.cli.main import main
 
 main()

@@ -29,13 +29,13 @@ NAMESPACE = "locust-operator"
 if str(REPO / "controller") not in sys.path:
     sys.path.insert(0, str(REPO / "controller"))
 
-from locust_operator.config import (  # noqa: E402
+from locust_operator.api.config import (  # noqa: E402
     MetricsExporterConfig,
     OperatorConfig,
     load_config,
 )
-from locust_operator.render import TEMPLATE_NAMES  # noqa: E402
-from locust_operator.render import render as render_locusttest  # noqa: E402
+from locust_operator.build.render import TEMPLATE_NAMES  # noqa: E402
+from locust_operator.build.render import render as render_locusttest  # noqa: E402
 
 
 def _versions() -> dict[str, str]:
@@ -747,7 +747,7 @@ def test_rendered_command_is_accepted_by_the_cli(
 
     from click.testing import CliRunner
 
-    from locust_operator.cli import cli
+    from locust_operator.cli.main import cli
 
     docs = render(*args)
     c = container(docs)
@@ -758,9 +758,9 @@ def test_rendered_command_is_accepted_by_the_cli(
     cli_args = [str(config_file) if a == f"{CONFIG_DIR}/config.yaml" else a for a in c["args"]]
 
     calls: list[tuple[OperatorConfig, dict[str, Any]]] = []
-    fake_runner = types.ModuleType("locust_operator.runner")
+    fake_runner = types.ModuleType("locust_operator.controller.startup")
     fake_runner.run_controller = lambda config, **kw: calls.append((config, kw))  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "locust_operator.runner", fake_runner)
+    monkeypatch.setitem(sys.modules, "locust_operator.controller.startup", fake_runner)
     for name in list(os.environ):
         if name.startswith("LOCUST_OPERATOR_"):
             monkeypatch.delenv(name)

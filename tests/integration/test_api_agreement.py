@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from locust_operator.validation import validate
+from locust_operator.validation.validator import validate
 from tests.conftest import EXAMPLE_TESTS, load_example
 from tests.integration.conftest import Cluster
 from tests.integration.operator_process import install_crd

@@ -37,9 +37,9 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from locust_operator.config import OperatorConfig
-from locust_operator.render import RenderError, render, render_validated
-from locust_operator.validation import InvalidLocustTest
+from locust_operator.api.config import OperatorConfig
+from locust_operator.build.render import RenderError, render, render_validated
+from locust_operator.validation.validator import InvalidLocustTest
 from tests.conftest import BASE_TEST
 from tests.integration.conftest import Cluster
 from tests.integration.operator_process import CRD

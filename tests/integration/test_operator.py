@@ -19,8 +19,8 @@ import yaml
 from benchmarks.harness import apiserver_writes
 from kubernetes import client, watch
 
-from locust_operator.config import load_config
-from locust_operator.render import render
+from locust_operator.api.config import load_config
+from locust_operator.build.render import render
 from tests.conftest import EXAMPLES, load_example
 from tests.integration.conftest import Cluster
 from tests.integration.operator_process import OperatorProcess, install_crd

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from locust_operator.contract import RESULT_KEY, results_name
+from locust_operator.api.contract import RESULT_KEY, results_name
 from tests.conftest import BASE_TEST
 from tests.integration.conftest import Cluster
 from tests.integration.operator_process import install_crd

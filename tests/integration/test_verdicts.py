@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from locust_operator.config import OperatorConfig
+from locust_operator.api.config import OperatorConfig
 from tests.conftest import EXAMPLES, load_example
 from tests.integration.conftest import Cluster
 from tests.integration.operator_process import OperatorProcess, install_crd

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from locust_operator.config import OperatorConfig
-from locust_operator.render import render
+from locust_operator.api.config import OperatorConfig
+from locust_operator.build.render import render
 from tests.conftest import BASE_TEST, EXAMPLES, free_port
 
 

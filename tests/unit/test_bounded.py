@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from locust_operator import bounded
-from locust_operator.results import ResultsError, parse_final_json, parse_requests_csv
+from locust_operator.rules import bounded
+from locust_operator.rules.results import ResultsError, parse_final_json, parse_requests_csv
 
 
 @pytest.mark.parametrize(("data", "depth"), [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from locust_operator.config import ConfigError, OperatorConfig, env_names, load_config
+from locust_operator.api.config import ConfigError, OperatorConfig, env_names, load_config
 
 
 def test_defaults() -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from locust_operator.config import OperatorConfig
-from locust_operator.render import render
-from locust_operator.validation import InvalidLocustTest, parse_quantity, validate
+from locust_operator.api.config import OperatorConfig
+from locust_operator.build.render import render
+from locust_operator.validation.validator import InvalidLocustTest, parse_quantity, validate
 from tests.conftest import BASE_TEST, ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))

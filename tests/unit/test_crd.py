@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from locust_operator.validation import crd, schema
+from locust_operator.validation.validator import crd, schema
 from tests.conftest import ROOT
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from locust_operator.results import parse_requests_csv
+from locust_operator.rules.results import parse_requests_csv
 from tests.support import fake_masters
 from tests.support.fake_masters import (
     FAILURES_CSV,

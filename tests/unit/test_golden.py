@@ -12,8 +12,8 @@ import os
 import pytest
 import yaml
 
-from locust_operator.config import OperatorConfig
-from locust_operator.render import render
+from locust_operator.api.config import OperatorConfig
+from locust_operator.build.render import render
 from tests.conftest import EXAMPLE_TESTS, ROOT, load_example
 
 GOLDEN = ROOT / "tests" / "golden"

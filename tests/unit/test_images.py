@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from locust_operator.config import OperatorConfig
+from locust_operator.api.config import OperatorConfig
 from tests.conftest import BASE_TEST, EXAMPLES, ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -64,7 +64,7 @@ def test_exporter_ref_is_the_config_default() -> None:
 
 def _copy_repo_inputs(dst: Path) -> None:
     for rel in ["scripts/versions.env", "charts/locust-operator/values.yaml",
-                "charts/locust-operator/Chart.yaml", "controller/locust_operator/config.py"]:
+                "charts/locust-operator/Chart.yaml", "controller/locust_operator/api/config.py"]:
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, dst / rel)
 

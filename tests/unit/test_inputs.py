@@ -17,10 +17,16 @@ from typing import Any
 import pytest
 import yaml
 
-from locust_operator.config import OperatorConfig
-from locust_operator.documents import MAX_DOCUMENTS, MAX_INPUT_BYTES, InputError, load, read_limited
-from locust_operator.migrate import MigrationError, migrate_v1
-from locust_operator.render import RenderError, render
+from locust_operator.api.config import OperatorConfig
+from locust_operator.build.migrate import MigrationError, migrate_v1
+from locust_operator.build.render import RenderError, render
+from locust_operator.validation.documents import (
+    MAX_DOCUMENTS,
+    MAX_INPUT_BYTES,
+    InputError,
+    load,
+    read_limited,
+)
 from tests.conftest import BASE_TEST
 
 V2_HEAD = "apiVersion: locust.io/v2\nkind: LocustTest\n"
@@ -203,7 +209,7 @@ def test_input_size_is_refused_without_reading_past_the_limit() -> None:
 # the whole process (interpreter and imports included) must stay small.
 _MEASURE = r"""
 import json, re, sys, time, tracemalloc
-from locust_operator.cli import main
+from locust_operator.cli.main import main
 
 def peak_rss():
     # VmHWM, not getrusage: ru_maxrss survives fork and exec, so it would

@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 from aiohttp import web
 
-from locust_operator.kube_api import CREATE, EVENT, STATUS, ApiError, KubeApi, PriorityLimit
+from locust_operator.controller.kube_api import CREATE, EVENT, STATUS, ApiError, KubeApi, PriorityLimit
 
 
 def test_priority_limit_serves_the_most_urgent_waiter_first() -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from locust_operator.config import OperatorConfig
-from locust_operator.render import master_args, render, split_seed, worker_args
+from locust_operator.api.config import OperatorConfig
+from locust_operator.build.render import master_args, render, split_seed, worker_args
 from tests.conftest import BASE_TEST, EXAMPLE_TESTS, load_example
 
 _PARSE = """

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from locust_operator.locust_stats import stats_url, summarize
-from locust_operator.status import Observation, derive_status
+from locust_operator.rules.locust_stats import stats_url, summarize
+from locust_operator.rules.status import Observation, derive_status
 
 REPORT = {
     "state": "running", "user_count": 20, "worker_count": 2, "total_rps": 153.456789,

@@ -17,7 +17,14 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 
-from locust_operator.master_api import Answer, ByteBudget, Limits, MasterClient, master_url, read_capped
+from locust_operator.controller.master_api import (
+    Answer,
+    ByteBudget,
+    Limits,
+    MasterClient,
+    master_url,
+    read_capped,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REPORT = {"state": "running", "user_count": 3, "stats": [{"name": "/", "num_requests": 4}]}

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from locust_operator.migrate import MigrationError, migrate_v1, problems
-from locust_operator.validation import validate
+from locust_operator.build.migrate import MigrationError, migrate_v1, problems
+from locust_operator.validation.validator import validate
 from tests.conftest import EXAMPLES
 
 

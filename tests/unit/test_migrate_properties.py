@@ -24,8 +24,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from locust_operator.cli import _Failed, cli
-from locust_operator.migrate import _KNOWN_V1, migrate_v1, problems
+from locust_operator.build.migrate import _KNOWN_V1, migrate_v1, problems
+from locust_operator.cli.main import _Failed, cli
 
 NODE = "requiredDuringSchedulingIgnoredDuringExecution"
 # cel-python raises the recursion limit when the validator first builds a CEL

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from locust_operator.children import (
+from locust_operator.controller.creates import (
     NameConflict,
     PermanentCreateError,
     TransientCreateError,
     create_children,
 )
-from locust_operator.health import PodProblem, mount_problem
-from locust_operator.kube_api import ApiError
-from locust_operator.observe import Children, controller_uid, job_view, observe, pod_view, service_view
+from locust_operator.controller.kube_api import ApiError
+from locust_operator.rules.health import PodProblem, mount_problem
+from locust_operator.rules.observe import Children, controller_uid, job_view, observe, pod_view, service_view
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 TEST = {"metadata": {"name": "t", "uid": "u1", "generation": 2}, "spec": {"worker": {"replicas": 2}}}

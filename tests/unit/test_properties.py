@@ -9,9 +9,9 @@ import kubernetes_validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from locust_operator.config import OperatorConfig
-from locust_operator.render import render
-from locust_operator.validation import validate
+from locust_operator.api.config import OperatorConfig
+from locust_operator.build.render import render
+from locust_operator.validation.validator import validate
 from tests.conftest import BASE_TEST
 
 # Strings meant to break YAML or templates if embedded naively.

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from locust_operator.config import OperatorConfig
-from locust_operator.health import PodProblem
-from locust_operator.kube_api import ApiError
-from locust_operator.master_api import Answer
-from locust_operator.observe import Children, JobView, PodView, ServiceView
-from locust_operator.reconciler import Reconciler
-from locust_operator.results_keeper import STABLE_READS
-from locust_operator.validation import validated
+from locust_operator.api.config import OperatorConfig
+from locust_operator.controller.kube_api import ApiError
+from locust_operator.controller.master_api import Answer
+from locust_operator.controller.reconciler import Reconciler
+from locust_operator.controller.results_keeper import STABLE_READS
+from locust_operator.rules.health import PodProblem
+from locust_operator.rules.observe import Children, JobView, PodView, ServiceView
+from locust_operator.validation.validator import validated
 from tests.conftest import BASE_TEST
 
 UID = "uid-1"

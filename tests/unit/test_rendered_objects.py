@@ -10,8 +10,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from locust_operator.config import MetricsExporterConfig, OperatorConfig
-from locust_operator.render import render
+from locust_operator.api.config import MetricsExporterConfig, OperatorConfig
+from locust_operator.build.render import render
 from tests.conftest import BASE_TEST, EXAMPLE_TESTS, load_example
 
 KUBERNETES_VERSION = "1.34.0"

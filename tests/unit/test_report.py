@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from locust_operator.kube_api import ApiError
-from locust_operator.report import ReportError, fetch, kept, kept_keys, missing
+from locust_operator.cli.kept_report import ReportError, fetch, kept, kept_keys, missing
+from locust_operator.controller.kube_api import ApiError
 
 HTML = "<html><body>report ünïcode</body></html>\n"
 CSV = "Type,Name,Request Count\nGET,/,10\n"

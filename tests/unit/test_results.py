@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from locust_operator.results import (
+from locust_operator.rules.results import (
     AGGREGATED,
     CSV_HEADER,
     PERCENTILES,
@@ -30,7 +30,7 @@ from locust_operator.results import (
     requests_csv,
     summary,
 )
-from locust_operator.thresholds import evaluate, thresholds_set
+from locust_operator.rules.thresholds import evaluate, thresholds_set
 
 DATA = Path(__file__).parent / "data"
 

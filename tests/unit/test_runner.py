@@ -11,8 +11,8 @@ from pathlib import Path
 import kopf
 import pytest
 
-from locust_operator.config import OperatorConfig
-from locust_operator.runner import NoDiffBase, failpoint, settings_for
+from locust_operator.api.config import OperatorConfig
+from locust_operator.controller.startup import NoDiffBase, failpoint, settings_for
 
 
 @pytest.mark.parametrize(("kubeconfig", "message"), [
@@ -60,7 +60,7 @@ def test_failpoint_is_off_unless_named() -> None:
 
 
 def test_kopf_gets_a_bounded_connection_pool() -> None:
-    from locust_operator.runner import KOPF_CONNECTIONS, kopf_session
+    from locust_operator.controller.startup import KOPF_CONNECTIONS, kopf_session
 
     async def main() -> tuple[int, str]:
         session = kopf_session(kopf.ConnectionInfo(server="https://127.0.0.1:6443", token="t"))

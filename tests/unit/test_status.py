@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from locust_operator.health import REASON_RANK, PodProblem, pod_problem
-from locust_operator.status import (
+from locust_operator.rules.health import REASON_RANK, PodProblem, pod_problem
+from locust_operator.rules.status import (
     MESSAGE_CHARS,
     STOP_AFTER_GRACE,
     STOP_NOW,

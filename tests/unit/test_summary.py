@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from locust_operator.summary import final_lines, phase_line, progress, result_lines, verdict_line
+from locust_operator.cli.status_lines import final_lines, phase_line, progress, result_lines, verdict_line
 
 RESULT: dict[str, Any] = {
     "source": "MasterApi",

@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from locust_operator.config import OperatorConfig
-from locust_operator.render import render
-from locust_operator.validation import InvalidLocustTest, annotation_size_problems, validate, validated
+from locust_operator.api.config import OperatorConfig
+from locust_operator.build.render import render
+from locust_operator.validation.validator import (
+    InvalidLocustTest,
+    annotation_size_problems,
+    validate,
+    validated,
+)
 from tests.conftest import BASE_TEST, EXAMPLE_TESTS, EXAMPLES, load_example
 from tests.unit.bad_examples import BAD_EXAMPLES, RESERVED_VOLUME_NAMES, bad_manifest, with_volume
 

@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from locust_operator.kube_api import ApiError
-from locust_operator.wait import PhasePrinter, WaitError, exit_code, follow, parse_duration
+from locust_operator.cli.wait import PhasePrinter, WaitError, exit_code, follow, parse_duration
+from locust_operator.controller.kube_api import ApiError
 
 NO_DELAYS = (0.0, 0.0)
 LIST = "/apis/locust.io/v2/namespaces/load/locusttests?fieldSelector=metadata.name%3Ddemo"

@@ -7,8 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from locust_operator.kube_api import ApiError
-from locust_operator.watches import ChildWatches
+from locust_operator.controller.kube_api import ApiError
+from locust_operator.controller.watches import ChildWatches
 
 KEY = ("ns", "t")
 

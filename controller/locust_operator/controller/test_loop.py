@@ -18,16 +18,23 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from locust_operator.bounded import text
-from locust_operator.contract import ABORT_ANNOTATION, MASTER, child_names
-from locust_operator.kube_api import API_ERRORS, backoff
-from locust_operator.locust_stats import stats_url, summarize
-from locust_operator.master_api import Answer
-from locust_operator.metrics import ERRORS
-from locust_operator.observe import Children, JobView, Key, PodView, master_pod, observe
-from locust_operator.render import max_duration
-from locust_operator.run_actions import Actions, Creation, Object, Runtime, StopFlag, master_may_answer
-from locust_operator.status import (
+from locust_operator.api.contract import ABORT_ANNOTATION, MASTER, child_names
+from locust_operator.build.render import max_duration
+from locust_operator.controller.kube_api import API_ERRORS, backoff
+from locust_operator.controller.master_api import Answer
+from locust_operator.controller.metrics import ERRORS
+from locust_operator.controller.run_actions import (
+    Actions,
+    Creation,
+    Object,
+    Runtime,
+    StopFlag,
+    master_may_answer,
+)
+from locust_operator.rules.bounded import text
+from locust_operator.rules.locust_stats import stats_url, summarize
+from locust_operator.rules.observe import Children, JobView, Key, PodView, master_pod, observe
+from locust_operator.rules.status import (
     RUNNING,
     STOP_NOW,
     TERMINAL,

@@ -25,9 +25,9 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from locust_operator.contract import CHILD_SELECTOR, TEST_NAME_LABEL
-from locust_operator.kube_api import ApiError, backoff, collection_path, plural
-from locust_operator.observe import (
+from locust_operator.api.contract import CHILD_SELECTOR, TEST_NAME_LABEL
+from locust_operator.controller.kube_api import ApiError, backoff, collection_path, plural
+from locust_operator.rules.observe import (
     Children,
     JobView,
     Key,

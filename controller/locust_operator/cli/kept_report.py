@@ -14,12 +14,12 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from locust_operator.cluster import configmap_path, tests_path
-from locust_operator.contract import REPORT_HTML_KEY, REQUESTS_CSV_KEY, RESULT_KEY, results_name
-from locust_operator.kube_api import ApiError
-from locust_operator.observe import controller_uid
-from locust_operator.summary import TERMINAL, phase
-from locust_operator.wait import Streams
+from locust_operator.api.contract import REPORT_HTML_KEY, REQUESTS_CSV_KEY, RESULT_KEY, results_name
+from locust_operator.cli.login import configmap_path, tests_path
+from locust_operator.cli.status_lines import TERMINAL, phase
+from locust_operator.cli.wait import Streams
+from locust_operator.controller.kube_api import ApiError
+from locust_operator.rules.observe import controller_uid
 
 # -o value -> the ConfigMap key it prints
 FORMATS = {"html": REPORT_HTML_KEY, "json": RESULT_KEY, "csv": REQUESTS_CSV_KEY}

@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 
-from locust_operator.kube_api import Api, ApiError
-from locust_operator.observe import controller_ref, controller_uid
+from locust_operator.controller.kube_api import Api, ApiError
+from locust_operator.rules.observe import controller_ref, controller_uid
 
 
 class PermanentCreateError(Exception):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from locust_operator.bounded import count, number
-from locust_operator.results import decimal
+from locust_operator.rules.bounded import count, number
+from locust_operator.rules.results import decimal
 
 # Locust's runner states, as its web API reports them.
 _STATES = {"ready", "spawning", "running", "cleanup", "stopping", "stopped", "missing"}

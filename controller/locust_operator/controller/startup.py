@@ -13,13 +13,14 @@ import aiohttp
 import kopf
 from prometheus_client import start_http_server
 
-from locust_operator import GROUP, PLURAL, handlers
-from locust_operator.config import OperatorConfig
-from locust_operator.contract import ANNOTATION_PREFIX
-from locust_operator.kube_api import KubeApi
-from locust_operator.master_api import Limits, MasterClient
-from locust_operator.reconciler import Object, Reconciler
-from locust_operator.watches import ChildWatches
+from locust_operator import GROUP, PLURAL
+from locust_operator.api.config import OperatorConfig
+from locust_operator.api.contract import ANNOTATION_PREFIX
+from locust_operator.controller import handlers
+from locust_operator.controller.kube_api import KubeApi
+from locust_operator.controller.master_api import Limits, MasterClient
+from locust_operator.controller.reconciler import Object, Reconciler
+from locust_operator.controller.watches import ChildWatches
 
 log = logging.getLogger("locust_operator")
 # Fault injection for the restart tests, wired here and never in the create path:

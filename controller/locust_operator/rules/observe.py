@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from locust_operator.contract import COMPONENT_LABEL, MASTER, WORKER
-from locust_operator.health import PodProblem, pod_problem, still_creating
-from locust_operator.status import Observation
-from locust_operator.thresholds import thresholds_set
+from locust_operator.api.contract import COMPONENT_LABEL, MASTER, WORKER
+from locust_operator.rules.health import PodProblem, pod_problem, still_creating
+from locust_operator.rules.status import Observation
+from locust_operator.rules.thresholds import thresholds_set
 
 Key = tuple[str, str]  # (namespace, test name)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from locust_operator.bounded import Refused, loads, mib
+from locust_operator.rules.bounded import Refused, loads, mib
 
 STATS, CSV, FAILURES, REPORT = "/stats/requests", "/stats/requests/csv", "/stats/failures/csv", \
     "/stats/report?download=1"

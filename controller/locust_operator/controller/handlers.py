@@ -17,8 +17,8 @@ from typing import Any
 import kopf
 
 from locust_operator import GROUP, PLURAL, VERSION
-from locust_operator.contract import ABORT_ANNOTATION
-from locust_operator.status import TERMINAL
+from locust_operator.api.contract import ABORT_ANNOTATION
+from locust_operator.rules.status import TERMINAL
 
 
 def _spec_changed(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:

@@ -31,8 +31,8 @@ import aiohttp
 import kopf
 
 from locust_operator import GROUP, PLURAL, VERSION
-from locust_operator.bounded import Refused, mib, text
-from locust_operator.metrics import API_WRITES
+from locust_operator.controller.metrics import API_WRITES
+from locust_operator.rules.bounded import Refused, mib, text
 
 Object = dict[str, Any]
 

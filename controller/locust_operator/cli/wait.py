@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from locust_operator.cluster import tests_path
-from locust_operator.kube_api import ApiError, backoff
-from locust_operator.summary import TERMINAL, phase, phase_line
+from locust_operator.cli.login import tests_path
+from locust_operator.cli.status_lines import TERMINAL, phase, phase_line
+from locust_operator.controller.kube_api import ApiError, backoff
 
 Object = dict[str, Any]
 

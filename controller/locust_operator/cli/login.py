@@ -12,7 +12,7 @@ from __future__ import annotations
 import kopf
 
 from locust_operator import GROUP, PLURAL, VERSION
-from locust_operator.kube_api import KubeApi
+from locust_operator.controller.kube_api import KubeApi
 
 
 class ClusterError(Exception):

@@ -17,8 +17,8 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
-from locust_operator.bounded import text
-from locust_operator.health import PodProblem, root_cause
+from locust_operator.rules.bounded import text
+from locust_operator.rules.health import PodProblem, root_cause
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
 TERMINAL = (SUCCEEDED, FAILED)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from locust_operator.results import RequestStats, RunStats, decimal
+from locust_operator.rules.results import RequestStats, RunStats, decimal
 
 _PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 

@@ -18,24 +18,29 @@ from typing import Any, Protocol
 import jinja2
 
 from locust_operator import API_VERSION, KIND
-from locust_operator.children import (
+from locust_operator.api.config import OperatorConfig
+from locust_operator.api.contract import MASTER
+from locust_operator.build.events import event_body
+from locust_operator.build.render import RenderError, job_ttl, keeps_failed_pods, render_validated
+from locust_operator.controller.creates import (
     NameConflict,
     PermanentCreateError,
     TransientCreateError,
     create_children,
 )
-from locust_operator.config import OperatorConfig
-from locust_operator.contract import MASTER
-from locust_operator.events import event_body
-from locust_operator.health import mount_problem
-from locust_operator.kube_api import API_ERRORS, Api, ApiError, backoff
-from locust_operator.locust_stats import summarize
-from locust_operator.master_api import master_url
-from locust_operator.metrics import ERRORS, RESOURCES_CREATED_SECONDS, TERMINAL_SECONDS, TESTS_HANDLED
-from locust_operator.observe import Children, master_pod
-from locust_operator.render import RenderError, job_ttl, keeps_failed_pods, render_validated
-from locust_operator.results_keeper import MasterSource, ResultsKeeper
-from locust_operator.status import (
+from locust_operator.controller.kube_api import API_ERRORS, Api, ApiError, backoff
+from locust_operator.controller.master_api import master_url
+from locust_operator.controller.metrics import (
+    ERRORS,
+    RESOURCES_CREATED_SECONDS,
+    TERMINAL_SECONDS,
+    TESTS_HANDLED,
+)
+from locust_operator.controller.results_keeper import MasterSource, ResultsKeeper
+from locust_operator.rules.health import mount_problem
+from locust_operator.rules.locust_stats import summarize
+from locust_operator.rules.observe import Children, master_pod
+from locust_operator.rules.status import (
     RUNNING,
     STOP_AFTER_GRACE,
     SUCCEEDED,

@@ -21,8 +21,8 @@ import jinja2
 import yaml
 
 from locust_operator import API_VERSION, KIND
-from locust_operator.config import OperatorConfig
-from locust_operator.contract import (
+from locust_operator.api.config import OperatorConfig
+from locust_operator.api.contract import (
     MASTER_PORT,
     WEB_PORT,
     WORKER_PORT,
@@ -30,7 +30,7 @@ from locust_operator.contract import (
     selector_labels,
     service_selector,
 )
-from locust_operator.resources import shipped_dir
+from locust_operator.api.shipped import shipped_dir
 
 TEMPLATE_NAMES = ("service.yaml.j2", "master-job.yaml.j2", "worker-job.yaml.j2")
 LOCUST_UID = 1000  # the `locust` user of the official image
@@ -349,7 +349,7 @@ def render(test: dict[str, Any], config: OperatorConfig) -> list[Manifest]:
     """
     # Imported here: the controller renders tests the API server validated, and
     # never loads the schema validator and CEL compiler it does not need.
-    from locust_operator.validation import InvalidLocustTest, Problem, child_problems, validated
+    from locust_operator.validation.validator import InvalidLocustTest, Problem, child_problems, validated
 
     defaulted = validated(test)
     if not isinstance(defaulted.get("spec"), dict):

@@ -279,7 +279,7 @@ def v1_field(path: str, manifest: dict[str, Any]) -> str | None:
 
 def problems(manifest: dict[str, Any]) -> list[str]:
     """What the v2 CRD refuses in a migrated manifest, one line each, naming the v1 field too."""
-    from locust_operator.validation import validate  # the validator is loaded only when needed
+    from locust_operator.validation.validator import validate  # the validator is loaded only when needed
 
     lines = []
     for problem in validate(manifest)[1]:

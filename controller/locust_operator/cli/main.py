@@ -13,14 +13,14 @@ import click
 import yaml
 
 from locust_operator import __version__
-from locust_operator.config import ConfigError, OperatorConfig, load_config
-from locust_operator.documents import InputError, load, read_limited
-from locust_operator.migrate import MigrationError, migrate_v1
-from locust_operator.render import RenderError, render
-from locust_operator.validation import InvalidLocustTest
+from locust_operator.api.config import ConfigError, OperatorConfig, load_config
+from locust_operator.build.migrate import MigrationError, migrate_v1
+from locust_operator.build.render import RenderError, render
+from locust_operator.validation.documents import InputError, load, read_limited
+from locust_operator.validation.validator import InvalidLocustTest
 
 if TYPE_CHECKING:
-    from locust_operator.kube_api import KubeApi
+    from locust_operator.controller.kube_api import KubeApi
 
 T = TypeVar("T")
 
@@ -132,7 +132,7 @@ def migrate_command(source: IO[bytes], output: str) -> None:
     output keeps their order. Anything v2 cannot carry over is reported on
     stderr; the result is checked against the v2 schema and rules.
     """
-    from locust_operator.migrate import documents, problems
+    from locust_operator.build.migrate import documents, problems
 
     migrated: list[dict[str, Any]] = []
     failed = False
@@ -184,7 +184,7 @@ def run_command(config_path: str | None, namespaces: tuple[str, ...], all_namesp
     """Run the controller against the cluster of the current kubeconfig."""
     from dataclasses import replace
 
-    from locust_operator.runner import run_controller
+    from locust_operator.controller.startup import run_controller
 
     config = _config(config_path, None)
     if all_namespaces and namespaces:
@@ -206,7 +206,7 @@ _namespace = click.option("-n", "--namespace",
 
 def _connect(command: str, namespace: str | None) -> tuple[KubeApi, str]:
     """The API client and namespace; without usable credentials, one line and exit 2."""
-    from locust_operator.cluster import ClusterError, connect
+    from locust_operator.cli.login import ClusterError, connect
 
     try:
         return connect(namespace)
@@ -219,7 +219,7 @@ def _ask(name: str, conversation: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a conversation with the API server; its refusal or absence is one line and exit 2."""
     import aiohttp
 
-    from locust_operator.kube_api import ApiError
+    from locust_operator.controller.kube_api import ApiError
 
     try:
         return asyncio.run(conversation())
@@ -235,7 +235,7 @@ def _ask(name: str, conversation: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def _check_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from locust_operator.wait import parse_duration
+    from locust_operator.cli.wait import parse_duration
 
     if value is not None:
         try:
@@ -257,8 +257,8 @@ def wait_command(name: str, namespace: str | None, timeout: str | None) -> None:
     succeeded, 1 when it failed, 2 on timeout, when there is no such test, or
     when the API server cannot be asked.
     """
-    from locust_operator.summary import final_lines, phase
-    from locust_operator.wait import UNKNOWN, PhasePrinter, WaitError, exit_code, follow, parse_duration
+    from locust_operator.cli.status_lines import final_lines, phase
+    from locust_operator.cli.wait import UNKNOWN, PhasePrinter, WaitError, exit_code, follow, parse_duration
 
     api, namespace = _connect("wait", namespace)
     printer = PhasePrinter(name, click.echo, lambda: time.strftime("%H:%M:%S"))
@@ -307,7 +307,7 @@ def report_command(name: str, namespace: str | None, output: str, path: str | No
     """
     from pathlib import Path
 
-    from locust_operator.report import ReportError, fetch
+    from locust_operator.cli.kept_report import ReportError, fetch
 
     api, namespace = _connect("report", namespace)
 

@@ -18,8 +18,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from locust_operator import API_VERSION, KIND
-from locust_operator.bounded import mib
-from locust_operator.contract import (
+from locust_operator.api.contract import (
     COMPONENT_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -28,11 +27,12 @@ from locust_operator.contract import (
     child_names,
     results_name,
 )
-from locust_operator.kube_api import API_ERRORS, Api, ApiError
-from locust_operator.master_api import CSV, FAILURES, REPORT, Answer, master_url
-from locust_operator.metrics import ERRORS
-from locust_operator.observe import Children, master_pod
-from locust_operator.results import (
+from locust_operator.controller.kube_api import API_ERRORS, Api, ApiError
+from locust_operator.controller.master_api import CSV, FAILURES, REPORT, Answer, master_url
+from locust_operator.controller.metrics import ERRORS
+from locust_operator.rules.bounded import mib
+from locust_operator.rules.observe import Children, master_pod
+from locust_operator.rules.results import (
     MASTER_API,
     MASTER_LOG,
     ResultsError,
@@ -45,7 +45,7 @@ from locust_operator.results import (
     summary,
     unavailable,
 )
-from locust_operator.thresholds import evaluate, thresholds_set
+from locust_operator.rules.thresholds import evaluate, thresholds_set
 
 log = logging.getLogger("locust_operator")
 Object = dict[str, Any]

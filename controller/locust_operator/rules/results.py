@@ -22,8 +22,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from locust_operator import bounded
-from locust_operator.contract import FAILURES_CSV_KEY, REPORT_HTML_KEY, REQUESTS_CSV_KEY, RESULT_KEY
+from locust_operator.api.contract import FAILURES_CSV_KEY, REPORT_HTML_KEY, REQUESTS_CSV_KEY, RESULT_KEY
+from locust_operator.rules import bounded
 
 MASTER_API, MASTER_LOG, UNAVAILABLE = "MasterApi", "MasterLog", "Unavailable"
 AGGREGATED = "Aggregated"

@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from locust_operator.config import OperatorConfig
-from locust_operator.contract import MASTER
-from locust_operator.kube_api import Api
-from locust_operator.observe import Children, JobView, Key, PodView
-from locust_operator.results_keeper import MasterSource, ResultsKeeper
-from locust_operator.run_actions import Clock, Object, Runtime, StopFlag, utc_now
-from locust_operator.status import job_finished
-from locust_operator.test_loop import LiveTest, TestLoop
+from locust_operator.api.config import OperatorConfig
+from locust_operator.api.contract import MASTER
+from locust_operator.controller.kube_api import Api
+from locust_operator.controller.results_keeper import MasterSource, ResultsKeeper
+from locust_operator.controller.run_actions import Clock, Object, Runtime, StopFlag, utc_now
+from locust_operator.controller.test_loop import LiveTest, TestLoop
+from locust_operator.rules.observe import Children, JobView, Key, PodView
+from locust_operator.rules.status import job_finished
 
 __all__ = ["Object", "Reconciler", "StopFlag", "utc_now"]
 

@@ -1,0 +1,1 @@
+"""The contract: names, labels, ports, reasons, the time format, the operator's settings."""

@@ -1,0 +1,1 @@
+"""The shell: start-up, Kopf handlers, the per-test loop, API clients, creates."""

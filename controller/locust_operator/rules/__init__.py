@@ -1,0 +1,1 @@
+"""Pure decisions: observation, pod health, phase, conditions, the verdict, parsing."""
