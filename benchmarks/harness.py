@@ -35,8 +35,7 @@ import yaml
 from kubernetes import client, config, watch
 from tests.conftest import free_port
 
-from locust_operator import GROUP, PLURAL, VERSION
-from locust_operator.api.contract import COMPONENT_LABEL, MASTER, TEST_NAME_LABEL
+from locust_operator.api.contract import COMPONENT_LABEL, GROUP, MASTER, PLURAL, TEST_NAME_LABEL, VERSION
 from locust_operator.controller.kube_api import KubeApi
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -56,7 +56,7 @@ from benchmarks.harness import (
     percentile,
     wait_until,
 )
-from locust_operator import GROUP, PLURAL, VERSION
+from locust_operator.api.contract import GROUP, PLURAL, VERSION
 
 POD_DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
 UNREACHABLE_GOAL_S = 5.0

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from locust_operator.rules.locust_stats import stats_url, summarize
-from locust_operator.rules.status import Observation, derive_status
+from locust_operator.rules.observation import Observation
+from locust_operator.rules.status import derive_status
 
 REPORT = {
     "state": "running", "user_count": 20, "worker_count": 2, "total_rps": 153.456789,

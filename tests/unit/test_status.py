@@ -7,20 +7,12 @@ from typing import Any
 
 import pytest
 
+from locust_operator.api.times import timestamp
+from locust_operator.rules.conditions import MESSAGE_CHARS, condition, with_tracking_error
 from locust_operator.rules.health import REASON_RANK, PodProblem, pod_problem
-from locust_operator.rules.status import (
-    MESSAGE_CHARS,
-    STOP_AFTER_GRACE,
-    STOP_NOW,
-    WORKER_EXIT_GRACE_SECONDS,
-    Observation,
-    condition,
-    derive_status,
-    job_deadline,
-    timestamp,
-    transition_events,
-    with_tracking_error,
-)
+from locust_operator.rules.jobs import STOP_AFTER_GRACE, STOP_NOW, WORKER_EXIT_GRACE_SECONDS, job_deadline
+from locust_operator.rules.observation import Observation
+from locust_operator.rules.status import derive_status, transition_events
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 EARLIER = "2026-11-23T11:59:00Z"

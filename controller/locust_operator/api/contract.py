@@ -1,11 +1,24 @@
-"""The names, labels and ports that rendering and the controller's watches share.
+"""The one home of the names the layers share: API, labels, ports, phases, owner references.
 
 Rendering writes these labels on every child; the watches select on them and
-the views read them back. Both sides import them from here, so renaming one
+the views read them back. Every layer imports them from here, so renaming one
 cannot silently blind the controller.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+GROUP = "locust.io"
+VERSION = "v2"
+PLURAL = "locusttests"
+KIND = "LocustTest"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# status.phase of a LocustTest; a test in a terminal phase never leaves it.
+PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
+TERMINAL = (SUCCEEDED, FAILED)
 
 # Label keys and values compatible with the established Go operator's children.
 MANAGED_BY_LABEL = "managed-by"
@@ -48,6 +61,18 @@ def selector_labels(test_name: str, pod_name: str, role: str) -> dict[str, str]:
         COMPONENT_LABEL: role,
         "app.kubernetes.io/managed-by": "locust-operator",
     }
+
+
+def child_labels(test_name: str, component: str) -> dict[str, str]:
+    """The labels of a child that has no pods (the results ConfigMap)."""
+    return {TEST_NAME_LABEL: test_name, MANAGED_BY_LABEL: MANAGED_BY, COMPONENT_LABEL: component,
+            "app.kubernetes.io/managed-by": "locust-operator"}
+
+
+def owner_reference(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The controller owner reference of a test's children: gone with the test."""
+    return {"apiVersion": API_VERSION, "kind": KIND, "name": metadata["name"],
+            "uid": metadata["uid"], "controller": True, "blockOwnerDeletion": True}
 
 
 def service_selector(master_name: str) -> dict[str, str]:

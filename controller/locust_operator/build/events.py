@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from locust_operator import API_VERSION, KIND
+from locust_operator.api.contract import API_VERSION, KIND
+from locust_operator.api.times import timestamp
 
 COMPONENT = "locust-operator"
 
@@ -14,7 +15,7 @@ def event_body(test_meta: dict[str, Any], event_type: str, reason: str, message:
                now: datetime) -> dict[str, Any]:
     """A core/v1 Event about the test, as `kubectl describe` shows it."""
     namespace = test_meta["namespace"]
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = timestamp(now)
     return {
         "apiVersion": "v1",
         "kind": "Event",

@@ -14,7 +14,7 @@ import dataclasses
 import re
 from typing import Any
 
-from locust_operator import API_VERSION, KIND
+from locust_operator.api.contract import API_VERSION, KIND
 
 V1_API_VERSION = "locust.io/v1"
 # What `kubectl get -o yaml` prints for several objects, and what the API returns for a list.

@@ -20,9 +20,11 @@ from typing import Any
 import jinja2
 import yaml
 
-from locust_operator import API_VERSION, KIND
 from locust_operator.api.config import OperatorConfig
 from locust_operator.api.contract import (
+    API_VERSION,
+    KIND,
+    owner_reference,
     MASTER_PORT,
     WEB_PORT,
     WORKER_PORT,
@@ -31,13 +33,12 @@ from locust_operator.api.contract import (
     service_selector,
 )
 from locust_operator.api.shipped import shipped_dir
+from locust_operator.validation.documents import SAFE_LOADER
 
 TEMPLATE_NAMES = ("service.yaml.j2", "master-job.yaml.j2", "worker-job.yaml.j2")
 LOCUST_UID = 1000  # the `locust` user of the official image
 
 Manifest = dict[str, Any]
-# libyaml's loader is ~10x faster than the pure-Python one and parses the same.
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RenderError(ValueError):
@@ -239,10 +240,7 @@ def context(test: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
     """Everything the templates need, computed from a validated, defaulted test."""
     spec = test["spec"]
     metadata = test["metadata"]
-    owner = None
-    if metadata.get("uid"):
-        owner = {"apiVersion": API_VERSION, "kind": KIND, "name": metadata["name"],
-                 "uid": metadata["uid"], "controller": True, "blockOwnerDeletion": True}
+    owner = owner_reference(metadata) if metadata.get("uid") else None
     exporter = config.metricsExporter
     return {
         "test": test,
@@ -332,7 +330,7 @@ def render_validated(test: dict[str, Any], config: OperatorConfig) -> list[Manif
     for template_name in TEMPLATE_NAMES:
         text = _render_template(env, template_name, ctx)
         try:
-            obj = yaml.load(text, Loader=_LOADER)
+            obj = yaml.load(text, Loader=SAFE_LOADER)
         except yaml.YAMLError as exc:
             raise RenderError(f"template {template_name} produced invalid YAML: {exc}") from None
         if not isinstance(obj, dict) or "kind" not in obj or "apiVersion" not in obj:

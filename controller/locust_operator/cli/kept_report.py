@@ -14,11 +14,17 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from locust_operator.api.contract import REPORT_HTML_KEY, REQUESTS_CSV_KEY, RESULT_KEY, results_name
-from locust_operator.cli.login import configmap_path, tests_path
-from locust_operator.cli.status_lines import TERMINAL, phase
-from locust_operator.cli.wait import Streams
-from locust_operator.controller.kube_api import ApiError
+from locust_operator.api.contract import (
+    KIND,
+    REPORT_HTML_KEY,
+    REQUESTS_CSV_KEY,
+    RESULT_KEY,
+    TERMINAL,
+    results_name,
+)
+from locust_operator.cli.status_lines import phase
+from locust_operator.controller.kube_api import ApiError, object_path
+from locust_operator.controller.list_watch import Streams
 from locust_operator.rules.observe import controller_uid
 
 # -o value -> the ConfigMap key it prints
@@ -70,7 +76,7 @@ def missing(name: str, output: str, configmap_name: str, keys: set[str],
 async def fetch(api: Streams, namespace: str, name: str, output: str) -> bytes:
     """The kept `output` (html, json or csv) of the test; ReportError when there is none."""
     try:
-        test = await api.get_json(f"{tests_path(namespace)}/{name}")
+        test = await api.get_json(object_path(KIND, namespace, name))
     except ApiError as exc:
         if exc.status == 404:
             raise ReportError(f"{name}: no LocustTest {name} in namespace {namespace}") from None
@@ -79,7 +85,7 @@ async def fetch(api: Streams, namespace: str, name: str, output: str) -> bytes:
     result = status.get("result") or {}
     configmap_name = str((result.get("report") or {}).get("configMap") or results_name(name))
     try:
-        configmap = await api.get_json(configmap_path(namespace, configmap_name))
+        configmap = await api.get_json(object_path("ConfigMap", namespace, configmap_name))
     except ApiError as exc:
         if exc.status != 404:
             raise

@@ -217,9 +217,7 @@ def _connect(command: str, namespace: str | None) -> tuple[KubeApi, str]:
 
 def _ask(name: str, conversation: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a conversation with the API server; its refusal or absence is one line and exit 2."""
-    import aiohttp
-
-    from locust_operator.controller.kube_api import ApiError
+    from locust_operator.controller.kube_api import API_ERRORS, ApiError
 
     try:
         return asyncio.run(conversation())
@@ -228,7 +226,7 @@ def _ask(name: str, conversation: Callable[[], Coroutine[Any, Any, T]]) -> T:
             message = "the cluster does not serve locusttests.locust.io/v2 (is the CRD installed?)"
         else:
             message = f"the API server refused: {exc}"
-    except (OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+    except API_ERRORS as exc:
         message = f"cannot reach the API server: {exc or type(exc).__name__}"
     click.echo(f"{name}: {message}", err=True)
     raise _Failed(2)

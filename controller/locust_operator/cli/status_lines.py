@@ -10,7 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-TERMINAL = ("Succeeded", "Failed")
+from locust_operator.api.contract import TERMINAL
+
 _ERROR_WIDTH = 100  # a failure's error message is cut to this many characters
 
 

@@ -3,7 +3,7 @@
 The test is listed (by name), then watched from the list's resourceVersion as
 Kubernetes clients do; when the watch ends (the server's timeout, a dropped
 connection, 410 Gone) the test is listed again, so a missed event cannot leave
-the command waiting for a phase that was already reached. Once the test was
+the command waiting for a phase that was already reached (controller/list_watch.py). Once the test was
 listed, connection errors and the API server's 5xx/429 answers are retried
 for about a minute; anything else ends the wait with one line.
 """
@@ -11,16 +11,14 @@ for about a minute; anything else ends the wait with one line.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
-import aiohttp
-
-from locust_operator.cli.login import tests_path
-from locust_operator.cli.status_lines import TERMINAL, phase, phase_line
-from locust_operator.controller.kube_api import ApiError, backoff
+from locust_operator.api.contract import KIND, TERMINAL
+from locust_operator.cli.status_lines import phase, phase_line
+from locust_operator.controller.kube_api import API_ERRORS, ApiError, backoff, collection_path
+from locust_operator.controller.list_watch import Expired, ListWatch, Streams
 
 Object = dict[str, Any]
 
@@ -36,14 +34,6 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
 class WaitError(Exception):
     """The wait cannot go on (the message is one line for the user)."""
-
-
-class Streams(Protocol):
-    """What the wait needs from the API client (kube_api.KubeApi)."""
-
-    async def get_json(self, path: str) -> Object: ...
-
-    def stream_lines(self, path: str) -> AsyncIterator[bytes]: ...
 
 
 def parse_duration(text: str) -> float:
@@ -64,11 +54,7 @@ def exit_code(test: Mapping[str, Any]) -> int:
 def _retriable(exc: Exception) -> bool:
     if isinstance(exc, ApiError):
         return exc.status >= 500 or exc.status == 429
-    return isinstance(exc, OSError | aiohttp.ClientError | TimeoutError | ValueError)
-
-
-class _Relist(Exception):
-    """The watch's resourceVersion expired (410 Gone)."""
+    return isinstance(exc, API_ERRORS)
 
 
 async def follow(api: Streams, namespace: str, name: str, seen: Callable[[Object], None],
@@ -79,51 +65,33 @@ async def follow(api: Streams, namespace: str, name: str, seen: Callable[[Object
     the API server refuses (e.g. 403), and the connection error when the first
     list fails or, after that, once the retries are spent.
     """
-    path = f"{tests_path(namespace)}?fieldSelector=metadata.name%3D{name}"
+    by_name = f"{collection_path(KIND, namespace)}?fieldSelector=metadata.name%3D{name}"
+    one_test = ListWatch(api, by_name, WATCH_SECONDS)
     failures = 0
     listed_once = False  # the first list fails at once: a wrong server or namespace is not a blip
     while True:
         try:
-            listed = await api.get_json(path)
+            items = (await one_test.list()).get("items") or []
             failures, listed_once = 0, True
-            items = listed.get("items") or []
             if not items:
                 raise WaitError(f"{name}: no LocustTest {name} in namespace {namespace}")
             test: Object = items[0]
             seen(test)
             if phase(test) in TERMINAL:
                 return test
-            version = str((listed.get("metadata") or {}).get("resourceVersion", ""))
-            watched = await _watch(api, f"{path}&watch=1&allowWatchBookmarks=true&resourceVersion="
-                                   f"{version}&timeoutSeconds={WATCH_SECONDS}", name, seen)
-            if watched is not None:
-                return watched
-        except _Relist:
+            async for kind, obj in one_test.events():
+                if kind == "DELETED":
+                    raise WaitError(f"{name}: deleted before it finished")
+                seen(obj)
+                if phase(obj) in TERMINAL:
+                    return obj
+        except Expired:
             continue
-        except (ApiError, OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except API_ERRORS as exc:
             if not listed_once or not _retriable(exc) or failures >= len(retry_delays):
                 raise
             await asyncio.sleep(backoff(retry_delays, failures))
             failures += 1
-
-
-async def _watch(api: Streams, path: str, name: str, seen: Callable[[Object], None]) -> Object | None:
-    """The terminal state if the watch saw one, else None when the server ended the watch."""
-    async for line in api.stream_lines(path):
-        event = json.loads(line)
-        kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            if obj.get("code") == 410:
-                raise _Relist()
-            raise ApiError(int(obj.get("code") or 500), str(obj.get("message", "")))
-        if kind == "BOOKMARK":
-            continue
-        if kind == "DELETED":
-            raise WaitError(f"{name}: deleted before it finished")
-        seen(obj)
-        if phase(obj) in TERMINAL:
-            return obj
-    return None
 
 
 class PhasePrinter:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
-
-from locust_operator.controller.kube_api import Api, ApiError
+from locust_operator.controller.kube_api import API_ERRORS, Api, ApiError
 from locust_operator.rules.observe import controller_ref, controller_uid
 
 
@@ -51,7 +49,7 @@ async def _create_one(api: Api, obj: dict[str, Any], owner_uid: str) -> bool:
         if exc.status in (400, 403, 404, 422):
             raise PermanentCreateError(f"{kind} {name}: {exc.message}") from None
         raise TransientCreateError(f"{kind} {name}: {exc}") from None
-    except (OSError, aiohttp.ClientError, TimeoutError) as exc:  # API server unreachable
+    except API_ERRORS as exc:  # API server unreachable, or its answer unreadable
         raise TransientCreateError(f"{kind} {name}: {exc!r}") from None
 
 

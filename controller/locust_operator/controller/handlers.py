@@ -16,9 +16,7 @@ from typing import Any
 
 import kopf
 
-from locust_operator import GROUP, PLURAL, VERSION
-from locust_operator.api.contract import ABORT_ANNOTATION
-from locust_operator.rules.status import TERMINAL
+from locust_operator.api.contract import ABORT_ANNOTATION, GROUP, PLURAL, TERMINAL, VERSION
 
 
 def _spec_changed(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:

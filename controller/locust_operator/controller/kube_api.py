@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import aiohttp
 import kopf
 
-from locust_operator import GROUP, PLURAL, VERSION
+from locust_operator.api.contract import GROUP, KIND, PLURAL, VERSION
 from locust_operator.controller.metrics import API_WRITES
 from locust_operator.rules.bounded import Refused, mib, text
 
@@ -43,6 +43,7 @@ _PATHS = {
     "Pod": ("/api/v1", "pods"),
     "Event": ("/api/v1", "events"),
     "ConfigMap": ("/api/v1", "configmaps"),
+    KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 
 
@@ -54,6 +55,11 @@ def collection_path(kind: str, namespace: str = "") -> str:
     """The REST path of a kind's objects in `namespace` ("" for all namespaces)."""
     prefix, resource = _PATHS[kind]
     return f"{prefix}/namespaces/{namespace}/{resource}" if namespace else f"{prefix}/{resource}"
+
+
+def object_path(kind: str, namespace: str, name: str) -> str:
+    """The REST path of one object."""
+    return f"{collection_path(kind, namespace)}/{name}"
 
 
 def backoff(delays: tuple[float, ...], failures: int) -> float:
@@ -108,10 +114,11 @@ class ApiError(Exception):
         self.message = message
 
 
-# What a request to the API server (or a bounded read) may raise that is an outcome to
-# handle, not a bug: the server is down or restarting, refused the request, or
-# answered more than the caller's cap.
-API_ERRORS: tuple[type[Exception], ...] = (TimeoutError, ApiError, OSError, aiohttp.ClientError, Refused)
+# The one tuple of what a request to a server (the API server, a master) may raise that is
+# the server's or the network's trouble, not the operator's: an error answer, no answer,
+# a body over its cap (Refused) or not JSON (ValueError).
+API_ERRORS: tuple[type[Exception], ...] = (TimeoutError, ApiError, OSError, aiohttp.ClientError, Refused,
+                                          ValueError)
 
 
 class Api(Protocol):
@@ -261,7 +268,7 @@ class KubeApi:
     async def patch_status(self, namespace: str, name: str, status: Object) -> None:
         API_WRITES.labels(f"{PLURAL}/status", "patch").inc()
         await self._request(
-            "PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status",
+            "PATCH", f"{collection_path(KIND, namespace)}/{name}/status",
             {"status": status}, content_type="application/merge-patch+json", priority=STATUS)
 
     async def patch(self, kind: str, namespace: str, name: str, body: Object) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from locust_operator.controller.kube_api import API_ERRORS
 from locust_operator.rules.bounded import Refused, loads, mib
 
 STATS, CSV, FAILURES, REPORT = "/stats/requests", "/stats/requests/csv", "/stats/failures/csv", \
@@ -138,6 +139,10 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int, what: str,
             await budget.give(reserved)
 
 
+# A read that gets no answer: no slot or bytes free (Busy), or the master's trouble.
+_NO_ANSWER: tuple[type[Exception], ...] = (Busy, *API_ERRORS)
+
+
 class MasterClient:
     """One HTTP session for every master; bounded reads under two budgets."""
 
@@ -169,7 +174,7 @@ class MasterClient:
                 return Answer(value=await read_capped(response, self.limits.cap(what), what, self._bytes))
         except Refused as exc:
             return Answer(problem=str(exc))
-        except (Busy, TimeoutError, OSError, ValueError, aiohttp.ClientError):
+        except _NO_ANSWER:
             return Answer()
 
     async def stats(self, url: str) -> Answer:
@@ -206,7 +211,7 @@ class MasterClient:
                         return response.status == 200
                 async with self._connect().get(url, timeout=timeout, allow_redirects=False) as response:
                     return response.status == 200
-        except (TimeoutError, OSError, ValueError, aiohttp.ClientError):
+        except API_ERRORS:
             return False
 
     async def close(self) -> None:

@@ -20,8 +20,8 @@ from locust_operator.controller.kube_api import Api
 from locust_operator.controller.results_keeper import MasterSource, ResultsKeeper
 from locust_operator.controller.run_actions import Clock, Object, Runtime, StopFlag, utc_now
 from locust_operator.controller.test_loop import LiveTest, TestLoop
+from locust_operator.rules.jobs import job_finished
 from locust_operator.rules.observe import Children, JobView, Key, PodView
-from locust_operator.rules.status import job_finished
 
 __all__ = ["Object", "Reconciler", "StopFlag", "utc_now"]
 

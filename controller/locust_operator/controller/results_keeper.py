@@ -15,18 +15,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-import aiohttp
-
-from locust_operator import API_VERSION, KIND
-from locust_operator.api.contract import (
-    COMPONENT_LABEL,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
-    MASTER,
-    TEST_NAME_LABEL,
-    child_names,
-    results_name,
-)
+from locust_operator.api.contract import MASTER, child_names, results_name
+from locust_operator.build.results_configmap import results_configmap
 from locust_operator.controller.kube_api import API_ERRORS, Api, ApiError
 from locust_operator.controller.master_api import CSV, FAILURES, REPORT, Answer, master_url
 from locust_operator.controller.metrics import ERRORS
@@ -184,29 +174,12 @@ class ResultsKeeper:
             # The operator may not read ConfigMaps (they can hold test data), so it cannot
             # tell an earlier write of its own from someone else's: `report` checks the owner.
             result["message"] = f"ConfigMap {name} already existed and was left as it was"
-        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+        except API_ERRORS as exc:
             ERRORS.labels("results").inc()
             result["message"] = f"the results ConfigMap {name} was not written: {exc}"
             return result
         result["report"] = report
         return result
-
-
-def results_configmap(metadata: Mapping[str, Any], data: dict[str, str],
-                      binary_data: dict[str, str]) -> Object:
-    """The `<name>-results` ConfigMap, owned by the test (gone with it)."""
-    return {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {
-            "name": results_name(metadata["name"]), "namespace": metadata["namespace"],
-            "labels": {TEST_NAME_LABEL: metadata["name"], MANAGED_BY_LABEL: MANAGED_BY,
-                       COMPONENT_LABEL: "results", "app.kubernetes.io/managed-by": "locust-operator"},
-            "ownerReferences": [{"apiVersion": API_VERSION, "kind": KIND, "name": metadata["name"],
-                                 "uid": metadata["uid"], "controller": True,
-                                 "blockOwnerDeletion": True}]},
-        "data": data,
-        **({"binaryData": binary_data} if binary_data else {}),
-    }
 
 
 def _peak(seen: dict[str, Any], current: str, peak: str) -> int | None:

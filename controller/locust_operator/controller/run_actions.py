@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 import jinja2
 
-from locust_operator import API_VERSION, KIND
 from locust_operator.api.config import OperatorConfig
-from locust_operator.api.contract import MASTER
+from locust_operator.api.contract import API_VERSION, KIND, MASTER, RUNNING, SUCCEEDED, TERMINAL
+from locust_operator.api.times import parse_timestamp
 from locust_operator.build.events import event_body
 from locust_operator.build.render import RenderError, job_ttl, keeps_failed_pods, render_validated
 from locust_operator.controller.creates import (
@@ -37,19 +37,13 @@ from locust_operator.controller.metrics import (
     TESTS_HANDLED,
 )
 from locust_operator.controller.results_keeper import MasterSource, ResultsKeeper
+from locust_operator.controller.run_state import Creation, RunState
 from locust_operator.rules.health import mount_problem
+from locust_operator.rules.jobs import STOP_AFTER_GRACE, job_deadline
 from locust_operator.rules.locust_stats import summarize
+from locust_operator.rules.observation import Status
 from locust_operator.rules.observe import Children, master_pod
-from locust_operator.rules.status import (
-    RUNNING,
-    STOP_AFTER_GRACE,
-    SUCCEEDED,
-    TERMINAL,
-    Derived,
-    Status,
-    job_deadline,
-    transition_events,
-)
+from locust_operator.rules.status import Derived, transition_events
 
 log = logging.getLogger("locust_operator")
 
@@ -87,29 +81,8 @@ class Runtime:
         created = metadata.get("creationTimestamp")
         if not created:
             return 0.0
-        start = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        start = parse_timestamp(created)
         return max(0.0, (self.clock() - start).total_seconds())
-
-
-@dataclasses.dataclass
-class Creation:
-    """How creating the children went: an error (and Ready's reason for it), or created."""
-
-    error: str | None = None
-    reason: str = "ResourcesFailed"
-    just_created: bool = False
-
-
-class RunState(Protocol):
-    """What stop_master reads and sets of a loop's run (test_loop.RunState)."""
-
-    previous: Status
-    url: str
-    result: dict[str, Any] | None
-    locust: dict[str, Any] | None
-    problem: str | None
-    api_refused: bool
-    stop_tried: bool
 
 
 class Actions:

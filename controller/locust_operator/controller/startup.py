@@ -13,10 +13,9 @@ import aiohttp
 import kopf
 from prometheus_client import start_http_server
 
-from locust_operator import GROUP, PLURAL
 from locust_operator.api.config import OperatorConfig
-from locust_operator.api.contract import ANNOTATION_PREFIX
-from locust_operator.controller import handlers
+from locust_operator.api.contract import ANNOTATION_PREFIX, GROUP, PLURAL
+from locust_operator.controller import credentials, handlers
 from locust_operator.controller.kube_api import KubeApi
 from locust_operator.controller.master_api import Limits, MasterClient
 from locust_operator.controller.reconciler import Object, Reconciler
@@ -31,10 +30,8 @@ __all__ = ["handlers", "run_controller", "settings_for"]  # handlers: imported t
 
 
 def login(settings: kopf.OperatorSettings | None = None) -> kopf.ConnectionInfo | None:
-    """In-cluster service account first, else the current kubeconfig (Kopf's own readers)."""
-    settings = settings or kopf.OperatorSettings()
-    return (kopf.login_with_service_account(settings=settings)
-            or kopf.login_with_kubeconfig(settings=settings))
+    """The operator's credentials: its service account first, else the current kubeconfig."""
+    return credentials.login(kubeconfig_first=False, settings=settings)
 
 
 class NoDiffBase(kopf.DiffBaseStorage):

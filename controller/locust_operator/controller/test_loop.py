@@ -18,33 +18,26 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from locust_operator.api.contract import ABORT_ANNOTATION, MASTER, child_names
+from locust_operator.api.contract import ABORT_ANNOTATION, MASTER, RUNNING, TERMINAL, child_names
 from locust_operator.build.render import max_duration
 from locust_operator.controller.kube_api import API_ERRORS, backoff
 from locust_operator.controller.master_api import Answer
 from locust_operator.controller.metrics import ERRORS
 from locust_operator.controller.run_actions import (
     Actions,
-    Creation,
     Object,
     Runtime,
     StopFlag,
     master_may_answer,
 )
+from locust_operator.controller.run_state import Creation, RunState
 from locust_operator.rules.bounded import text
+from locust_operator.rules.conditions import condition, with_tracking_error
+from locust_operator.rules.jobs import STOP_NOW, job_finished
 from locust_operator.rules.locust_stats import stats_url, summarize
+from locust_operator.rules.observation import Status
 from locust_operator.rules.observe import Children, JobView, Key, PodView, master_pod, observe
-from locust_operator.rules.status import (
-    RUNNING,
-    STOP_NOW,
-    TERMINAL,
-    Derived,
-    Status,
-    condition,
-    derive_status,
-    job_finished,
-    with_tracking_error,
-)
+from locust_operator.rules.status import Derived, derive_status
 
 log = logging.getLogger("locust_operator")
 # Ready reasons after which a restarted operator has nothing left to create.
@@ -76,35 +69,6 @@ class LiveTest:
         return Children(jobs=[*kids.jobs, *(j for r, j in self.gone_jobs.items() if r not in roles)],
                         services=kids.services,
                         pods=[*kids.pods, *(p for n, p in self.gone_pods.items() if n not in names)])
-
-
-@dataclasses.dataclass
-class RunState:
-    """What one test's loop has learnt so far: its last status, the live numbers,
-    the final results, and what it did to the run (stopped it, aborted it)."""
-
-    previous: Status
-    url: str
-    creation: Creation
-    result: dict[str, Any] | None
-    locust: dict[str, Any] | None = None
-    # Why the master's answers were refused (status.locust.message); polls stop then.
-    problem: str | None = None
-    live_off: bool = False
-    api_refused: bool = False  # the final results will come from the log
-    poll: asyncio.Task[Answer] | None = None  # a live poll under way
-    next_poll: datetime | None = None
-    unanswered: int = 0  # polls in a row that got no answer
-    log_read: bool = False
-    # The master exited, its log did not have the final stats yet: the verdict waits
-    # for them (or for its Job to finish).
-    log_pending: bool = False
-    aborted: bool = False
-    stop_tried: bool = False  # the master was asked to stop (abort, deadline, a verdict)
-    run_stopped: bool = False  # the final results were read after Locust said "stopped"
-    deadline: int | None = None  # set once the test outlived its maxDurationSeconds
-    drift_logged: int = 1
-    write_failures: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

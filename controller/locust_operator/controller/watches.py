@@ -7,9 +7,9 @@ change of every test), and all the controller needs of each is a small view
 (per-object workers, handler invocation, cause detection) cost more CPU than
 the rest of the operator together.
 
-Each kind is watched as Kubernetes clients do: LIST (label-selected), then WATCH
-from the list's resourceVersion with bookmarks; a dropped connection resumes
-from the last version seen, an expired version (410) lists again. A deletion is
+Each kind is watched as Kubernetes clients do (list_watch.py): LIST (label-selected),
+then WATCH from the list's resourceVersion with bookmarks; a dropped connection
+resumes from the last version seen, an expired version (410) lists again. A deletion is
 reported only when the watch delivers it: an object missing from a re-list may
 just be newer than the list.
 """
@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-import aiohttp
-
 from locust_operator.api.contract import CHILD_SELECTOR, TEST_NAME_LABEL
-from locust_operator.controller.kube_api import ApiError, backoff, collection_path, plural
+from locust_operator.controller.kube_api import API_ERRORS, backoff, collection_path, plural
+from locust_operator.controller.list_watch import Expired, ListWatch, Streams
 from locust_operator.rules.observe import (
     Children,
     JobView,
@@ -51,22 +49,10 @@ _VIEWS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 _RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
-class Streams(Protocol):
-    """What the watches need from the API client (kube_api.KubeApi)."""
-
-    async def get_json(self, path: str) -> dict[str, Any]: ...
-
-    def stream_lines(self, path: str) -> AsyncIterator[bytes]: ...
-
-
 class Listener(Protocol):
     def wake(self, key: Key) -> None: ...
 
     def child_deleted(self, key: Key, owner_uid: str | None, what: str, last: Any = None) -> None: ...
-
-
-class _Expired(Exception):
-    """The resourceVersion is too old (410 Gone): list again."""
 
 
 @dataclasses.dataclass
@@ -133,25 +119,26 @@ class ChildWatches:
         return f"{collection_path(kind, namespace)}?labelSelector={CHILD_SELECTOR}"
 
     async def _run(self, kind: str, namespace: str) -> None:
+        children = ListWatch(self._api, self._path(kind, namespace), self._timeout)
         failures = 0
-        version: str | None = None
         while True:
             try:
-                if version is None:
-                    version = await self._list(kind, namespace)
+                if children.version is None:
+                    self._listed_all(kind, namespace, await children.list())
                     self._listed[(kind, namespace)].set()
-                version = await self._watch(kind, namespace, version)
+                async for event, obj in children.events():
+                    self._apply(kind, event, obj)
                 failures = 0
-            except _Expired:
-                version = None
-            except (ApiError, OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            except Expired:
+                pass  # listed again
+            except API_ERRORS as exc:
                 delay = backoff(self._retry_delays, failures)
                 failures += 1
                 log.warning("watching %s: %s; again in %ss", plural(kind), exc, delay)
                 await asyncio.sleep(delay)
 
-    async def _list(self, kind: str, namespace: str) -> str:
-        listed = await self._api.get_json(self._path(kind, namespace))
+    def _listed_all(self, kind: str, namespace: str, listed: Mapping[str, Any]) -> None:
+        """Replace the index's views of `kind` (in `namespace`) by the list; wake each test touched."""
         view_of = _VIEWS[kind]
         fresh: dict[Key, dict[str, Any]] = {}
         for obj in listed.get("items") or []:
@@ -163,33 +150,19 @@ class ChildWatches:
         table.update(fresh)
         for key in [*fresh, *stale]:
             self._listener.wake(key)
-        return str((listed.get("metadata") or {}).get("resourceVersion", ""))
 
-    async def _watch(self, kind: str, namespace: str, version: str) -> str:
-        """Apply watch events until the server ends the watch; the last version seen."""
-        path = (f"{self._path(kind, namespace)}&watch=1&allowWatchBookmarks=true"
-                f"&resourceVersion={version}&timeoutSeconds={self._timeout}")
+    def _apply(self, kind: str, event: str, obj: Mapping[str, Any]) -> None:
+        """One watch event into the index; the test's loop is woken (or told of a deletion)."""
         view_of = _VIEWS[kind]
-        async for line in self._api.stream_lines(path):
-            event = json.loads(line)
-            kind_of_event, obj = event.get("type"), event.get("object") or {}
-            if kind_of_event == "ERROR":
-                if obj.get("code") == 410:
-                    raise _Expired()
-                raise ApiError(int(obj.get("code") or 500), str(obj.get("message", "")))
-            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-            if kind_of_event == "BOOKMARK":
-                continue
-            key, uid = _key(obj), obj["metadata"]["uid"]
-            if kind_of_event == "DELETED":
-                self.index.remove(kind, key, uid)
-                view = view_of(obj)  # its last state: a Job deleted by its TTL had finished
-                if isinstance(view, PodView):
-                    self._listener.child_deleted(key, view.job_uid, "Pod", view)
-                else:
-                    what = "Service" if kind == "Service" else f"{view.role} Job"
-                    self._listener.child_deleted(key, controller_uid(obj["metadata"]), what, view)
+        key, uid = _key(obj), obj["metadata"]["uid"]
+        if event == "DELETED":
+            self.index.remove(kind, key, uid)
+            view = view_of(obj)  # its last state: a Job deleted by its TTL had finished
+            if isinstance(view, PodView):
+                self._listener.child_deleted(key, view.job_uid, "Pod", view)
             else:
-                self.index.put(kind, key, uid, view_of(obj))
-                self._listener.wake(key)
-        return version
+                what = "Service" if kind == "Service" else f"{view.role} Job"
+                self._listener.child_deleted(key, controller_uid(obj["metadata"]), what, view)
+        else:
+            self.index.put(kind, key, uid, view_of(obj))
+            self._listener.wake(key)

@@ -16,7 +16,7 @@ from typing import Any
 
 from locust_operator.api.contract import COMPONENT_LABEL, MASTER, WORKER
 from locust_operator.rules.health import PodProblem, pod_problem, still_creating
-from locust_operator.rules.status import Observation
+from locust_operator.rules.observation import Observation
 from locust_operator.rules.thresholds import thresholds_set
 
 Key = tuple[str, str]  # (namespace, test name)

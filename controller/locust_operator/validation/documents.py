@@ -21,7 +21,7 @@ MAX_DOCUMENTS = 1000
 MAX_EXPANDED_SIZE = MAX_INPUT_BYTES
 
 # libyaml's parser is ~10x faster than the pure-Python one and parses the same.
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class InputError(ValueError):
@@ -123,7 +123,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def _nodes(text: str) -> list[tuple[int, yaml.Node]]:
     """(index, node) of every non-empty document, within the count and expansion limits."""
-    loader = _LOADER(text)
+    loader = SAFE_LOADER(text)
     nodes: list[tuple[int, yaml.Node]] = []
     budget = MAX_EXPANDED_SIZE
     try:
@@ -148,7 +148,7 @@ def load(data: bytes) -> list[Document]:
     """Every non-empty document of `data`, or InputError before any is built."""
     text = decode(data)
     nodes = _nodes(text)
-    loader = _LOADER("")
+    loader = SAFE_LOADER("")
     try:
         return [Document(index, loader.construct_document(node)) for index, node in nodes]
     except yaml.YAMLError as exc:  # e.g. an unhashable key, found only while building

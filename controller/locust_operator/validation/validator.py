@@ -23,7 +23,7 @@ import yaml
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 
-from locust_operator import API_VERSION, KIND
+from locust_operator.api.contract import API_VERSION, KIND
 from locust_operator.api.shipped import crd_path
 
 # The API server's cap on one object's metadata.annotations, keys plus values

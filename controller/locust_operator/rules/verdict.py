@@ -1,0 +1,123 @@
+"""The verdict of a test that ended: its reason and message, decided here only (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust_operator.api.contract import FAILED, SUCCEEDED, TERMINAL
+from locust_operator.rules.jobs import job_failure
+from locust_operator.rules.observation import Observation, Status
+
+# Reasons of TestCompleted (and Finished, and status.verdict) once the test ended.
+TEST_SUCCEEDED, THRESHOLDS_BREACHED, LOCUST_ERRORS = "TestSucceeded", "ThresholdsBreached", "LocustErrors"
+
+
+WORKERS_NOT_CONNECTED, TEST_CRASHED, ABORTED = "WorkersNotConnected", "TestCrashed", "Aborted"
+
+
+# The test outlived spec.maxDurationSeconds (or the operator's maxTestDurationSeconds).
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+
+
+# The test could not run: its resources or pods failed (not a verdict on the load).
+TEST_FAILED = "TestFailed"
+
+
+def has_numbers(result: dict[str, Any] | None) -> bool:
+    return bool(result) and "requests" in result  # type: ignore[operator]
+
+
+def numbers(result: dict[str, Any] | None) -> str:
+    if not result or "requests" not in result:
+        return "no results"
+    times = result.get("responseTimeMs", {})
+    p95 = f", p95 {times['p95']} ms" if "p95" in times else ""
+    return (f"{result['requests']} requests, {result['failures']} failed "
+            f"({percent(result.get('failRatio', '0'))}%), {result.get('rps', '0')} rps{p95}")
+
+
+def percent(ratio: str) -> str:
+    """A 0..1 decimal string as a percentage with two decimals (for `kubectl get`)."""
+    try:
+        return f"{float(ratio) * 100:.2f}"
+    except ValueError:
+        return "0.00"
+
+
+def workers_never_connected(previous: Status, obs: Observation, result: dict[str, Any] | None) -> bool:
+    """No worker ever joined the master, on Locust's own evidence only.
+
+    Worker pods that ran prove nothing (they may never have reached the master);
+    requests prove the opposite (in distributed mode only workers make them).
+    """
+    if int((result or {}).get("requests", 0) or 0) > 0:
+        return False
+    seen = [v for v in ((previous.get("locust") or {}).get("maxWorkerCount"),
+                        (obs.locust or {}).get("workerCount"), (result or {}).get("workers"))
+            if isinstance(v, int)]
+    return bool(seen) and max(seen) == 0
+
+
+def run_verdict(previous: Status, obs: Observation, result: dict[str, Any] | None,
+             job_phase: str) -> tuple[bool, str, str]:
+    """(passed, reason, message) of a run whose master Job finished."""
+    code = obs.master_exit_code
+    failed_requests = int((result or {}).get("failures", 0) or 0)
+    if code is not None and code not in (0, 1):
+        return False, TEST_CRASHED, f"the master exited with code {code}" + (
+            f": {job_failure(obs.master_job)}" if job_phase == FAILED and obs.master_job else "")
+    if code is None and job_phase == FAILED and failed_requests == 0:
+        return False, TEST_CRASHED, job_failure(obs.master_job or {})
+    if workers_never_connected(previous, obs, result):
+        return False, WORKERS_NOT_CONNECTED, (
+            f"no worker connected to the master during the run ({obs.expected_workers} expected)")
+    if obs.thresholds_set:
+        breaches = list(((result or {}).get("thresholds") or {}).get("breaches") or [])
+        if not (result or {}).get("thresholds"):
+            why = (result or {}).get("message", "no results were read")
+            breaches = [f"no results to evaluate the thresholds on ({why})"]
+        if breaches:
+            return False, THRESHOLDS_BREACHED, "thresholds breached: " + "; ".join(breaches)
+        return True, TEST_SUCCEEDED, f"all thresholds passed: {numbers(result)}"
+    if job_phase == SUCCEEDED:
+        return True, TEST_SUCCEEDED, "the master Job completed" + (
+            f": {numbers(result)}" if has_numbers(result) else "")
+    if has_numbers(result):
+        return False, LOCUST_ERRORS, f"Locust reported errors (exit code 1): {numbers(result)}"
+    return False, LOCUST_ERRORS, "Locust reported errors (exit code 1)"
+
+
+def failure_reason(conditions: dict[str, dict[str, Any]]) -> str:
+    """The reason behind TestFailed: the pods' problem, else the resources'."""
+    for kind in ("PodsHealthy", "Ready"):
+        found = conditions.get(kind) or {}
+        if found.get("status") == "False":
+            return str(found.get("reason") or TEST_FAILED)
+    return TEST_FAILED
+
+
+def decide(previous: Status, obs: Observation, phase: str, failure: str | None,
+           result: dict[str, Any] | None, early: bool) -> tuple[str, tuple[str, str] | None]:
+    """The phase and, once the test ended, its verdict (reason, message): the one place it is decided.
+
+    `phase` is what the master's Job and exit code say; `failure` why the test
+    could not run (its resources or pods), if so; `early` that the final results
+    were read after Locust stopped and thresholds decide without waiting for the
+    master to exit.
+    """
+    master_done = phase in TERMINAL
+    if obs.aborted:
+        return FAILED, (ABORTED, "aborted on request (annotation locust.io/abort)" + _so_far(result))
+    if failure is not None and not (master_done and phase == SUCCEEDED):
+        return FAILED, (TEST_FAILED, failure)
+    if master_done or early:
+        passed, reason, message = run_verdict(previous, obs, result, phase)
+        return (SUCCEEDED if passed else FAILED), (reason, message)
+    if obs.deadline_exceeded is not None:
+        return FAILED, (DEADLINE_EXCEEDED, f"the test ran longer than {obs.deadline_exceeded}s "
+                        "(maxDurationSeconds)" + _so_far(result))
+    return phase, None
+
+
+def _so_far(result: dict[str, Any] | None) -> str:
+    return f"; results up to then kept: {numbers(result)}" if has_numbers(result) else ""
