@@ -31,20 +31,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.operator import wait_until
+from tests.support.timeline import TERMINAL, Timeline, apiserver_writes
+
 from benchmarks.harness import (
     BENCH_CONFIG,
-    TERMINAL,
-    Timeline,
     api_client,
     apiserver_metrics,
-    apiserver_writes,
     create_all,
     create_namespace,
     delete_namespace,
     locust_test,
     operated_namespace,
     percentile,
-    wait_until,
 )
 from locust_operator.api.config import load_config
 from locust_operator.build.render import render

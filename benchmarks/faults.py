@@ -22,16 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
+from tests.support.examples import ROOT
+from tests.support.operator import wait_until
+from tests.support.timeline import TERMINAL
 
-from benchmarks.harness import (
-    ROOT,
-    TERMINAL,
-    api_client,
-    create_all,
-    locust_test,
-    operated_namespace,
-    wait_until,
-)
+from benchmarks.harness import api_client, create_all, locust_test, operated_namespace
 from locust_operator.api.contract import GROUP, PLURAL, VERSION
 
 POD_DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"

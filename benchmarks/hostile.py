@@ -43,18 +43,16 @@ from typing import Any
 
 from kubernetes import client
 from tests.support.fake_masters import HOSTILE_KINDS, FakeMasters, blackhole, expected_requests, serve_masters
+from tests.support.operator import Operator, wait_until
+from tests.support.timeline import TERMINAL, Timeline
 
 from benchmarks.harness import (
     BENCH_CONFIG,
-    TERMINAL,
-    Operator,
-    Timeline,
     api_client,
     create_all,
     locust_test,
     operated_namespace,
     percentile,
-    wait_until,
 )
 from locust_operator.api.contract import GROUP, PLURAL, VERSION
 

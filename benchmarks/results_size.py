@@ -20,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.locust.real_locust import http_target, locust_run
+from tests.support.real_locust import http_target, locust_run
 
 from locust_operator.rules.results import configmap_data, parse_requests_csv, report_texts, summary
 

@@ -3,45 +3,12 @@
 from __future__ import annotations
 
 import copy
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-# Every example LocustTest (configmaps.yaml and demo-target.yaml hold what they need,
-# v1/ is for migrate).
-EXAMPLE_TESTS = sorted(p.stem for p in EXAMPLES.glob("*.yaml")
-                       if p.stem not in ("configmaps", "demo-target"))
-
-BASE_TEST: dict[str, Any] = {
-    "apiVersion": "locust.io/v2",
-    "kind": "LocustTest",
-    "metadata": {"name": "demo", "namespace": "load"},
-    "spec": {
-        "image": "locustio/locust:2.43.3",
-        "master": {"command": "--locustfile /lotest/src/demo.py --host http://target -u 10 -r 2"},
-        "worker": {"command": "--locustfile /lotest/src/demo.py", "replicas": 3},
-        "testFiles": {"configMapRef": "demo-locustfile"},
-    },
-}
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def load_example(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
-    return loaded
-
+from tests.support.examples import BASE_TEST, ROOT
 
 # Under pytest-xdist (scripts/test runs `-n 2 --dist loadgroup`): the tests that need the
 # machine's one real node, or build the images into its containerd, run in one worker,

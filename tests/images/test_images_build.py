@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.support.examples import ROOT
+from tests.support.ports import free_port
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import images

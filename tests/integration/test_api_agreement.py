@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from locust_operator.validation.validator import validate
-from tests.conftest import EXAMPLE_TESTS, load_example
-from tests.integration.conftest import Cluster
-from tests.integration.operator_process import install_crd
+from tests.support.cluster import Cluster
+from tests.support.examples import EXAMPLE_TESTS, load_example
+from tests.support.operator import install_crd
 from tests.unit.bad_examples import BAD_EXAMPLES, RESERVED_VOLUME_NAMES, bad_manifest, with_volume
 
 

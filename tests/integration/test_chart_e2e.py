@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import EXAMPLES, ROOT
-from tests.integration.conftest import Cluster
-from tests.integration.operator_process import OperatorProcess
+from tests.support.cluster import Cluster
+from tests.support.examples import EXAMPLES, ROOT
+from tests.support.operator import OperatorProcess
 
 CHART = ROOT / "charts" / "locust-operator"
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import EXAMPLES, ROOT
-from tests.integration.conftest import Cluster
-from tests.integration.operator_process import OperatorProcess
 from tests.integration.test_chart_e2e import _token_kubeconfig
+from tests.support.cluster import Cluster
+from tests.support.examples import EXAMPLES, ROOT
+from tests.support.operator import OperatorProcess
 
 CHART = ROOT / "charts" / "locust-operator"
 PREVIOUS_CHART_COMMIT = "a5dff0a0588b270bacfd735524a5ad7a2f1ce38e"

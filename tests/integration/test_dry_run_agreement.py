@@ -40,9 +40,9 @@ from hypothesis import strategies as st
 from locust_operator.api.config import OperatorConfig
 from locust_operator.build.render import RenderError, render, render_validated
 from locust_operator.validation.validator import InvalidLocustTest
-from tests.conftest import BASE_TEST
-from tests.integration.conftest import Cluster
-from tests.integration.operator_process import CRD
+from tests.support.cluster import Cluster
+from tests.support.examples import BASE_TEST
+from tests.support.operator import CRD
 
 SPECS = int(os.environ.get("AGREEMENT_SPECS", "2000"))  # distinct tests
 GROUP = "agreement.locust.io"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from benchmarks import faults
 
-from tests.integration.conftest import Cluster
-from tests.integration.operator_process import install_crd
+from tests.support.cluster import Cluster
+from tests.support.operator import install_crd
 
 
 @pytest.fixture(autouse=True)

@@ -21,11 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
-from benchmarks.harness import TERMINAL, Timeline
 
-from tests.conftest import EXAMPLES, load_example
-from tests.integration.conftest import Cluster
-from tests.integration.operator_process import OperatorProcess, install_crd
+from tests.support.cluster import Cluster
+from tests.support.examples import EXAMPLES, load_example
 from tests.support.fake_masters import (
     HOSTILE_KINDS,
     REPORT,
@@ -34,6 +32,8 @@ from tests.support.fake_masters import (
     expected_requests,
     serve_masters,
 )
+from tests.support.operator import OperatorProcess, install_crd
+from tests.support.timeline import TERMINAL, Timeline
 
 NORMAL = 20
 # kwok completes a pod this long after it is Ready. The default 5 s is about what

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 import yaml
-from benchmarks.harness import apiserver_writes
 from kubernetes import client, watch
 
 from locust_operator.api.config import load_config
 from locust_operator.build.render import render
-from tests.conftest import EXAMPLES, load_example
-from tests.integration.conftest import Cluster
-from tests.integration.operator_process import OperatorProcess, install_crd
+from tests.support.cluster import Cluster
+from tests.support.examples import EXAMPLES, load_example
+from tests.support.operator import OperatorProcess, install_crd
+from tests.support.timeline import apiserver_writes
 
 GROUP, VERSION, PLURAL = "locust.io", "v2", "locusttests"
 GRACE_SECONDS = 3
@@ -375,7 +375,7 @@ def test_live_results_from_a_real_locust_master(cluster: Cluster, namespace: str
     loopback, and `statsUrlTemplate` points the controller at that master
     instead of the in-cluster Service (which has no real pod behind it here).
     """
-    from tests.locust.real_locust import http_target, locust_run
+    from tests.support.real_locust import http_target, locust_run
 
     cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "configmaps.yaml"))
     with http_target() as target, locust_run(tmp_path, target, run_time="120s") as run:

@@ -25,9 +25,9 @@ import pytest
 import yaml
 
 from locust_operator.api.contract import RESULT_KEY, results_name
-from tests.conftest import BASE_TEST
-from tests.integration.conftest import Cluster
-from tests.integration.operator_process import install_crd
+from tests.support.cluster import Cluster
+from tests.support.examples import BASE_TEST
+from tests.support.operator import install_crd
 
 NAME = "demo"
 RESULT: dict[str, Any] = {

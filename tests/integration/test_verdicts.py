@@ -1,7 +1,7 @@
 """Verdicts and kept results from real Locust runs, read by the controller on the local control plane.
 
 kwok runs the test's pods, and a real Locust master with real workers runs on
-loopback with the args `render` gives them (tests/locust/real_locust.py),
+loopback with the args `render` gives them (tests/support/real_locust.py),
 loading a local HTTP target with a chosen latency and error rate. The
 controller reads that master (statsUrlTemplate points at it). kwok has no
 kubelet: when the real master exits, `ExitMirror` does the kubelet's part: it
@@ -30,10 +30,10 @@ import pytest
 import yaml
 
 from locust_operator.api.config import OperatorConfig
-from tests.conftest import EXAMPLES, load_example
-from tests.integration.conftest import Cluster
-from tests.integration.operator_process import OperatorProcess, install_crd
-from tests.locust.real_locust import LocustRun, http_target, locust_run
+from tests.support.cluster import Cluster
+from tests.support.examples import EXAMPLES, load_example
+from tests.support.operator import OperatorProcess, install_crd
+from tests.support.real_locust import LocustRun, http_target, locust_run
 
 STAY_RUNNING = {"pod-complete.stage.kwok.x-k8s.io/delay": "600s"}
 

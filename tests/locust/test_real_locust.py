@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.locust.real_locust import http_target, locust_run
+from tests.support.real_locust import http_target, locust_run
 
 
 def _stats(web_port: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from tests.conftest import BASE_TEST
+from tests.support.examples import BASE_TEST
 
 Mutation = Callable[[dict[str, Any]], None]
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from locust_operator.validation.validator import crd, schema
-from tests.conftest import ROOT
+from tests.support.examples import ROOT
 
 
 def test_generated_crd_is_up_to_date() -> None:

@@ -14,7 +14,7 @@ import yaml
 
 from locust_operator.api.config import OperatorConfig
 from locust_operator.build.render import render
-from tests.conftest import EXAMPLE_TESTS, ROOT, load_example
+from tests.support.examples import EXAMPLE_TESTS, ROOT, load_example
 
 GOLDEN = ROOT / "tests" / "golden"
 

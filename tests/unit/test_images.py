@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from locust_operator.api.config import OperatorConfig
-from tests.conftest import BASE_TEST, EXAMPLES, ROOT
+from tests.support.examples import BASE_TEST, EXAMPLES, ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import images

@@ -27,7 +27,7 @@ from locust_operator.validation.documents import (
     load,
     read_limited,
 )
-from tests.conftest import BASE_TEST
+from tests.support.examples import BASE_TEST
 
 V2_HEAD = "apiVersion: locust.io/v2\nkind: LocustTest\n"
 V1_SPEC = {"masterCommandSeed": "-f a.py", "workerCommandSeed": "-f a.py", "image": "locust:1"}

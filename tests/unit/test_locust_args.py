@@ -17,7 +17,7 @@ import pytest
 
 from locust_operator.api.config import OperatorConfig
 from locust_operator.build.render import master_args, render, split_seed, worker_args
-from tests.conftest import BASE_TEST, EXAMPLE_TESTS, load_example
+from tests.support.examples import BASE_TEST, EXAMPLE_TESTS, load_example
 
 _PARSE = """
 import json, sys

@@ -12,7 +12,7 @@ import yaml
 
 from locust_operator.build.migrate import MigrationError, migrate_v1, problems
 from locust_operator.validation.validator import validate
-from tests.conftest import EXAMPLES
+from tests.support.examples import EXAMPLES
 
 
 def _legacy() -> dict[str, Any]:

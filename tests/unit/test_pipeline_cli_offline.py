@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 def _kubeconfig(path: Path, server: str, namespace: str | None = None, **cluster: str) -> Path:

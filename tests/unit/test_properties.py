@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from locust_operator.api.config import OperatorConfig
 from locust_operator.build.render import render
 from locust_operator.validation.validator import validate
-from tests.conftest import BASE_TEST
+from tests.support.examples import BASE_TEST
 
 # Strings meant to break YAML or templates if embedded naively.
 nasty_text = st.one_of(

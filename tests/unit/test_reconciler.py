@@ -24,7 +24,7 @@ from locust_operator.controller.results_keeper import STABLE_READS
 from locust_operator.rules.health import PodProblem
 from locust_operator.rules.observe import Children, JobView, PodView, ServiceView
 from locust_operator.validation.validator import validated
-from tests.conftest import BASE_TEST
+from tests.support.examples import BASE_TEST
 
 UID = "uid-1"
 KEY = ("load", "demo")

@@ -12,7 +12,7 @@ import pytest
 
 from locust_operator.api.config import MetricsExporterConfig, OperatorConfig
 from locust_operator.build.render import render
-from tests.conftest import BASE_TEST, EXAMPLE_TESTS, load_example
+from tests.support.examples import BASE_TEST, EXAMPLE_TESTS, load_example
 
 KUBERNETES_VERSION = "1.34.0"
 

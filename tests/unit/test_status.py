@@ -1,4 +1,4 @@
-"""derive_status and pod health, table-driven (pure functions)."""
+"""derive_status (rules/status.py): phase, conditions, verdict, table-driven."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from locust_operator.api.times import timestamp
 from locust_operator.rules.conditions import MESSAGE_CHARS, condition, with_tracking_error
-from locust_operator.rules.health import REASON_RANK, PodProblem, pod_problem
+from locust_operator.rules.health import PodProblem
 from locust_operator.rules.jobs import STOP_AFTER_GRACE, STOP_NOW, WORKER_EXIT_GRACE_SECONDS, job_deadline
 from locust_operator.rules.observation import Observation
 from locust_operator.rules.status import derive_status, transition_events
@@ -171,74 +171,6 @@ def test_events_for_a_normal_run() -> None:
     assert done["completionTime"] == "2026-11-23T11:59:59Z"
 
 
-def _pod(init: tuple[dict[str, Any], ...] = (), **status: Any) -> dict[str, Any]:
-    spec = {"initContainers": list(init), "containers": [{"name": "demo-master"}]}
-    return {"metadata": {"name": "p", "creationTimestamp": EARLIER}, "spec": spec, "status": status}
-
-
-def _waiting(reason: str, message: str = "", name: str = "demo-master") -> dict[str, Any]:
-    return {"name": name, "state": {"waiting": {"reason": reason, "message": message}}}
-
-
-def _exited(name: str, code: int) -> dict[str, Any]:
-    return {"name": name, "state": {"terminated": {"exitCode": code}}}
-
-
-# A mesh's native sidecar, as the metrics exporter is one: restartPolicy Always.
-SIDECAR = {"name": "istio-proxy", "restartPolicy": "Always"}
-RUNNING = {"name": "demo-master", "started": True, "state": {"running": {}}}
-INITIALIZING = _waiting("PodInitializing")
-
-
-@pytest.mark.parametrize(("pod", "reason", "words"), [
-    (_pod(phase="Pending"), None, ""),
-    (_pod(containerStatuses=[RUNNING]), None, ""),
-    (_pod(containerStatuses=[_waiting("ErrImagePull", "pull access denied for nope")]),
-     "ImagePullError", "pull access denied"),
-    (_pod(containerStatuses=[_waiting("ImagePullBackOff")]), "ImagePullError", "ImagePullBackOff"),
-    (_pod(containerStatuses=[_waiting("CreateContainerConfigError", 'configmap "x" not found')]),
-     "ConfigurationError", 'configmap "x" not found'),
-    (_pod(containerStatuses=[_waiting("CrashLoopBackOff")]), "CrashLoopBackOff", "CrashLoopBackOff"),
-    (_pod(initContainerStatuses=[_waiting("CrashLoopBackOff", name="init")]),
-     "InitializationError", "init"),
-    (_pod(initContainerStatuses=[_exited("setup", 3)]),
-     "InitializationError", "exited with code 3"),
-    (_pod(conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                       "message": "0/3 nodes are available: insufficient cpu"}]),
-     "SchedulingError", "insufficient cpu"),
-    # Native sidecars, by restartPolicy whatever their name: their exits never
-    # count (the kubelet restarts them, and stops them when the pod ends) ...
-    (_pod((SIDECAR,), initContainerStatuses=[_exited("istio-proxy", 1)],
-          containerStatuses=[RUNNING]), None, ""),
-    (_pod((SIDECAR,), initContainerStatuses=[_exited("istio-proxy", 137)],
-          containerStatuses=[INITIALIZING]), None, ""),
-    (_pod(({"name": "locust-metrics-exporter", "restartPolicy": "Always"},),
-          initContainerStatuses=[_exited("locust-metrics-exporter", 2)], containerStatuses=[RUNNING]),
-     None, ""),
-    # ... nor their crash loops once the main container runs ...
-    (_pod((SIDECAR,), initContainerStatuses=[_waiting("CrashLoopBackOff", name="istio-proxy")],
-          containerStatuses=[RUNNING]), None, ""),
-    # ... but they do while they hold back the start of the main container.
-    (_pod((SIDECAR,), initContainerStatuses=[_waiting("CrashLoopBackOff", name="istio-proxy")],
-          containerStatuses=[INITIALIZING]), "InitializationError", "istio-proxy"),
-    (_pod((SIDECAR,), initContainerStatuses=[_waiting("ImagePullBackOff", name="istio-proxy")],
-          containerStatuses=[INITIALIZING]), "ImagePullError", "istio-proxy"),
-    # An ordinary init container of the same name is not a sidecar.
-    (_pod(({"name": "istio-proxy"},), initContainerStatuses=[_exited("istio-proxy", 1)],
-          containerStatuses=[INITIALIZING]), "InitializationError", "exited with code 1"),
-    # Without a spec nothing is known to be a sidecar: an exit counts.
-    ({**_pod(initContainerStatuses=[_exited("locust-metrics-exporter", 1)]), "spec": None},
-     "InitializationError", "locust-metrics-exporter"),
-])
-def test_pod_problem(pod: dict[str, Any], reason: str | None, words: str) -> None:
-    problem = pod_problem(pod)
-    if reason is None:
-        assert problem is None
-    else:
-        assert problem is not None and problem.reason == reason and words in problem.message
-        assert problem.since == EARLIER
-
-
 def test_workers_finishing_with_the_test_are_not_missing() -> None:
     full = derive_status({"phase": "Running"}, obs(**{**CREATED, "master_job": job(ready=1),
                                                       "worker_job": job(ready=2)})).status
@@ -288,12 +220,6 @@ def test_the_reported_pod_problem_is_chosen_by_rank_in_any_order(reasons: list[s
                              "PodsHealthy")
         assert starting is not None and starting["reason"] == "PodsStarting"
         assert starting["message"].endswith(f": {expected}")
-
-
-def test_rank_covers_every_pods_healthy_failure_reason_in_the_documented_order() -> None:
-    assert sorted(REASON_RANK, key=REASON_RANK.__getitem__) == [
-        "ConfigurationError", "ImagePullError", "SchedulingError", "CrashLoopBackOff",
-        "InitializationError"]
 
 
 def test_same_reason_is_broken_by_pod_name_not_order() -> None:

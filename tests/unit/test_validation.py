@@ -19,7 +19,7 @@ from locust_operator.validation.validator import (
     validate,
     validated,
 )
-from tests.conftest import BASE_TEST, EXAMPLE_TESTS, EXAMPLES, load_example
+from tests.support.examples import BASE_TEST, EXAMPLE_TESTS, EXAMPLES, load_example
 from tests.unit.bad_examples import BAD_EXAMPLES, RESERVED_VOLUME_NAMES, bad_manifest, with_volume
 
 

@@ -66,7 +66,7 @@ def master_args(spec: dict[str, Any], worker_connect_timeout: int = 0) -> list[s
     if autoquit.get("enabled", True):
         args += ["--autoquit", str(autoquit.get("timeout", 60))]
     # --json prints every request's stats on exit: the operator reads them from the
-    # master's log when it was not up to read the REST API before autoquit (results.py).
+    # master's log when it was not up to read the REST API before autoquit (rules/results.py).
     args += ["--enable-rebalancing", "--only-summary", "--json"]
     return args + list(master.get("extraArgs", []))
 

@@ -6,7 +6,7 @@
   not by Kopf: they are most of the watch events, and all they need to do is
   update a small view and wake their test's loop.
 
-The Reconciler and the watches come from the operator memo (built in runner.py);
+The Reconciler and the watches come from the operator memo (built in startup.py);
 nothing here holds state.
 """
 

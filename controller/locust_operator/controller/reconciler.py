@@ -1,6 +1,6 @@
 """The controller's runtime: one Reconciler per process, one loop per live test.
 
-`runner.py` builds the Reconciler with its config, API access, master client and
+`startup.py` builds the Reconciler with its config, API access, master client and
 clock, and hands it to Kopf through the operator memo. Kopf runs
 `Reconciler.run` as a daemon for every LocustTest (`handlers.py`): Kopf starts it
 when the test appears (or the operator restarts) and stops it when the test goes

@@ -1,5 +1,5 @@
 """What a test's loop does to the cluster: create its children, write its status and
-events, stop its master, end its Jobs (the shell's writes; the rules are in status.py).
+events, stop its master, end its Jobs (the shell's writes; the rules are in rules/).
 
 `Runtime` is what every loop shares, built once at start-up (`Reconciler`): the
 config, API access, the master client, the results keeper, the clock and the

@@ -3,7 +3,7 @@
 Kopf runs the LocustTests (their daemons and finalizers). The children are
 watched here instead: they are ~90% of all watch events (every pod status
 change of every test), and all the controller needs of each is a small view
-(observe.py) and a wake-up of its test's loop. Kopf's per-event machinery
+(rules/observe.py) and a wake-up of its test's loop. Kopf's per-event machinery
 (per-object workers, handler invocation, cause detection) cost more CPU than
 the rest of the operator together.
 

@@ -18,7 +18,8 @@ import yaml
 
 from locust_operator.api.config import OperatorConfig
 from locust_operator.build.render import render
-from tests.conftest import BASE_TEST, EXAMPLES, free_port
+from tests.support.examples import BASE_TEST, EXAMPLES
+from tests.support.ports import free_port
 
 
 class _Server(http.server.ThreadingHTTPServer):

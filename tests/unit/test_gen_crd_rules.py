@@ -14,7 +14,7 @@ import pytest
 from locust_operator.api.config import OperatorConfig
 from locust_operator.build.render import render
 from locust_operator.validation.validator import InvalidLocustTest, parse_quantity, validate
-from tests.conftest import BASE_TEST, ROOT
+from tests.support.examples import BASE_TEST, ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import gen_crd

@@ -1,0 +1,96 @@
+"""Pod health (rules/health.py): what keeps a pod from starting, and which problem is reported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from locust_operator.rules.health import REASON_RANK, PodProblem, mount_problem, pod_problem
+
+EARLIER = "2026-11-23T11:59:00Z"
+
+
+def _pod(init: tuple[dict[str, Any], ...] = (), **status: Any) -> dict[str, Any]:
+    spec = {"initContainers": list(init), "containers": [{"name": "demo-master"}]}
+    return {"metadata": {"name": "p", "creationTimestamp": EARLIER}, "spec": spec, "status": status}
+
+
+def _waiting(reason: str, message: str = "", name: str = "demo-master") -> dict[str, Any]:
+    return {"name": name, "state": {"waiting": {"reason": reason, "message": message}}}
+
+
+def _exited(name: str, code: int) -> dict[str, Any]:
+    return {"name": name, "state": {"terminated": {"exitCode": code}}}
+
+
+# A mesh's native sidecar, as the metrics exporter is one: restartPolicy Always.
+SIDECAR = {"name": "istio-proxy", "restartPolicy": "Always"}
+
+
+RUNNING = {"name": "demo-master", "started": True, "state": {"running": {}}}
+
+
+INITIALIZING = _waiting("PodInitializing")
+
+
+@pytest.mark.parametrize(("pod", "reason", "words"), [
+    (_pod(phase="Pending"), None, ""),
+    (_pod(containerStatuses=[RUNNING]), None, ""),
+    (_pod(containerStatuses=[_waiting("ErrImagePull", "pull access denied for nope")]),
+     "ImagePullError", "pull access denied"),
+    (_pod(containerStatuses=[_waiting("ImagePullBackOff")]), "ImagePullError", "ImagePullBackOff"),
+    (_pod(containerStatuses=[_waiting("CreateContainerConfigError", 'configmap "x" not found')]),
+     "ConfigurationError", 'configmap "x" not found'),
+    (_pod(containerStatuses=[_waiting("CrashLoopBackOff")]), "CrashLoopBackOff", "CrashLoopBackOff"),
+    (_pod(initContainerStatuses=[_waiting("CrashLoopBackOff", name="init")]),
+     "InitializationError", "init"),
+    (_pod(initContainerStatuses=[_exited("setup", 3)]),
+     "InitializationError", "exited with code 3"),
+    (_pod(conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                       "message": "0/3 nodes are available: insufficient cpu"}]),
+     "SchedulingError", "insufficient cpu"),
+    # Native sidecars, by restartPolicy whatever their name: their exits never
+    # count (the kubelet restarts them, and stops them when the pod ends) ...
+    (_pod((SIDECAR,), initContainerStatuses=[_exited("istio-proxy", 1)],
+          containerStatuses=[RUNNING]), None, ""),
+    (_pod((SIDECAR,), initContainerStatuses=[_exited("istio-proxy", 137)],
+          containerStatuses=[INITIALIZING]), None, ""),
+    (_pod(({"name": "locust-metrics-exporter", "restartPolicy": "Always"},),
+          initContainerStatuses=[_exited("locust-metrics-exporter", 2)], containerStatuses=[RUNNING]),
+     None, ""),
+    # ... nor their crash loops once the main container runs ...
+    (_pod((SIDECAR,), initContainerStatuses=[_waiting("CrashLoopBackOff", name="istio-proxy")],
+          containerStatuses=[RUNNING]), None, ""),
+    # ... but they do while they hold back the start of the main container.
+    (_pod((SIDECAR,), initContainerStatuses=[_waiting("CrashLoopBackOff", name="istio-proxy")],
+          containerStatuses=[INITIALIZING]), "InitializationError", "istio-proxy"),
+    (_pod((SIDECAR,), initContainerStatuses=[_waiting("ImagePullBackOff", name="istio-proxy")],
+          containerStatuses=[INITIALIZING]), "ImagePullError", "istio-proxy"),
+    # An ordinary init container of the same name is not a sidecar.
+    (_pod(({"name": "istio-proxy"},), initContainerStatuses=[_exited("istio-proxy", 1)],
+          containerStatuses=[INITIALIZING]), "InitializationError", "exited with code 1"),
+    # Without a spec nothing is known to be a sidecar: an exit counts.
+    ({**_pod(initContainerStatuses=[_exited("locust-metrics-exporter", 1)]), "spec": None},
+     "InitializationError", "locust-metrics-exporter"),
+])
+def test_pod_problem(pod: dict[str, Any], reason: str | None, words: str) -> None:
+    problem = pod_problem(pod)
+    if reason is None:
+        assert problem is None
+    else:
+        assert problem is not None and problem.reason == reason and words in problem.message
+        assert problem.since == EARLIER
+
+
+def test_rank_covers_every_pods_healthy_failure_reason_in_the_documented_order() -> None:
+    assert sorted(REASON_RANK, key=REASON_RANK.__getitem__) == [
+        "ConfigurationError", "ImagePullError", "SchedulingError", "CrashLoopBackOff",
+        "InitializationError"]
+
+
+def test_mount_problem_names_the_newest_failedmount_event() -> None:
+    assert mount_problem("m", None, []) is None
+    problem = mount_problem("m", "t", ["old", 'configmap "x" not found'])
+    assert problem == PodProblem("m", "ConfigurationError",
+                                 'pod m: FailedMount: configmap "x" not found', "t")
