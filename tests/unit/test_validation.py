@@ -178,3 +178,29 @@ def test_render_refuses_oversized_role_annotations_naming_the_field() -> None:
     with pytest.raises(InvalidLocustTest) as error:
         render(_annotated("spec.master.annotations", {"k": "x" * (300 * _KIB)}), OperatorConfig())
     assert [p.path for p in error.value.problems] == ["spec.master.annotations"]
+
+
+def test_cel_answers_are_remembered_within_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from locust_operator.validation import validator
+
+    evaluated: list[str] = []
+    real = validator._cel_program
+
+    def counting(rule: str) -> Any:
+        evaluated.append(rule)
+        return real(rule)
+
+    monkeypatch.setattr(validator, "_cel_program", counting)
+    answers = validator._CelAnswers(size=2, key_chars=20)
+    rule = "self.a > 1"
+    assert [answers.answer(rule, {"a": 2}), answers.answer(rule, {"a": 2})] == [True, True]
+    assert len(evaluated) == 1  # the second answer was remembered
+    # Same repr, different types: 1 and "1" are different values.
+    assert answers.answer(rule, {"a": 1}) is False
+    assert isinstance(answers.answer(rule, {"a": "1"}), str)  # no such overload: said, not raised
+    assert len(evaluated) == 3
+    assert answers.answer(rule, {"a": 2}) is True and len(evaluated) == 4  # evicted: size 2
+    big = {"a": 2, "pad": "x" * 20}
+    answers.answer(rule, big)
+    answers.answer(rule, big)
+    assert len(evaluated) == 6  # over key_chars: never kept

@@ -22,13 +22,11 @@ import yaml
 
 from locust_operator.api.config import OperatorConfig
 from locust_operator.api.contract import (
-    API_VERSION,
-    KIND,
-    owner_reference,
     MASTER_PORT,
     WEB_PORT,
     WORKER_PORT,
     child_names,
+    owner_reference,
     selector_labels,
     service_selector,
 )
