@@ -18,6 +18,9 @@ import pytest
 from aiohttp import web
 
 from locust_operator.controller.master_api import (
+    CSV,
+    FAILURES,
+    STATS,
     Answer,
     ByteBudget,
     Limits,
@@ -25,6 +28,7 @@ from locust_operator.controller.master_api import (
     master_url,
     read_capped,
 )
+from locust_operator.controller.master_api import REPORT as REPORT_ENDPOINT
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REPORT = {"state": "running", "user_count": 3, "stats": [{"name": "/", "num_requests": 4}]}
@@ -166,9 +170,9 @@ def test_text_reads_have_their_own_cap_and_budget() -> None:
                 stuck = [asyncio.ensure_future(client.stats(f"{base}/hang/stats/requests")) for _ in range(4)]
                 await asyncio.sleep(0.2)
                 start = time.monotonic()
-                csv = await client.text(f"{base}/ok/stats/requests/csv")
+                csv = await client.text(f"{base}/ok/stats/requests", CSV)
                 seconds = time.monotonic() - start
-                over = await client.text(f"{base}/endless/stats/requests/csv")
+                over = await client.text(f"{base}/endless/stats/requests", CSV)
                 for task in stuck:
                     task.cancel()
                 return csv, over, seconds
@@ -295,3 +299,8 @@ def test_a_body_of_unknown_length_past_the_budget_is_no_answer() -> None:
 
     endless, ok = asyncio.run(read())
     assert endless == Answer() and ok == Answer(value=REPORT)
+
+
+@pytest.mark.parametrize(("endpoint", "cap"), [(STATS, 1), (CSV, 2), (FAILURES, 2), (REPORT_ENDPOINT, 3)])
+def test_each_endpoint_has_its_cap(endpoint: str, cap: int) -> None:
+    assert Limits(stats_bytes=1, csv_bytes=2, report_bytes=3).cap(endpoint) == cap

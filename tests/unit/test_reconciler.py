@@ -18,7 +18,7 @@ import pytest
 
 from locust_operator.api.config import OperatorConfig
 from locust_operator.controller.kube_api import ApiError
-from locust_operator.controller.master_api import Answer
+from locust_operator.controller.master_api import CSV, Answer, master_url
 from locust_operator.controller.reconciler import Reconciler
 from locust_operator.controller.results_keeper import STABLE_READS
 from locust_operator.rules.health import PodProblem
@@ -104,7 +104,8 @@ class FakeStats:
             return Answer(problem=self.problems[self._path(url)])
         return Answer(value=self.report)
 
-    async def text(self, url: str) -> Answer:
+    async def text(self, stats_url: str, endpoint: str) -> Answer:
+        url = master_url(stats_url, endpoint)
         self.urls.append(url)
         path = self._path(url)
         if path in self.problems:
@@ -790,12 +791,12 @@ class LateReport(FakeStats):
         super().__init__(**kwargs)
         self.early, self.final, self.reads = early, final, 0
 
-    async def text(self, url: str) -> Answer:
-        if url.endswith("/stats/requests/csv"):
-            self.urls.append(url)
+    async def text(self, stats_url: str, endpoint: str) -> Answer:
+        if endpoint == CSV:
+            self.urls.append(master_url(stats_url, endpoint))
             self.reads += 1
             return Answer(value=self.early if self.reads <= 3 else self.final)
-        return await super().text(url)
+        return await super().text(stats_url, endpoint)
 
 
 def test_results_wait_for_the_workers_last_report() -> None:

@@ -44,12 +44,10 @@ class Limits:
     # Bytes of all bodies being read at once (a body over its cap is refused first).
     budget_bytes: int = 32 * 1024 * 1024
 
-    def cap(self, path: str) -> int:
-        if path.startswith(STATS + "/csv") or path.startswith(FAILURES):
-            return self.csv_bytes
-        if path.startswith("/stats/report"):
-            return self.report_bytes
-        return self.stats_bytes
+    def cap(self, endpoint: str) -> int:
+        """The cap of one of the endpoints read (STATS, CSV, FAILURES, REPORT)."""
+        return {CSV: self.csv_bytes, FAILURES: self.csv_bytes, REPORT: self.report_bytes}.get(
+            endpoint, self.stats_bytes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,14 +64,6 @@ def master_url(stats: str, path: str) -> str:
     if base.endswith(STATS):
         base = base[: -len(STATS)]
     return base.rstrip("/") + path
-
-
-def _endpoint(url: str) -> str:
-    path = "/" + url.split("://", 1)[-1].partition("/")[2]
-    for known in (CSV, FAILURES, "/stats/report", STATS, "/stop"):
-        if known in path:
-            return known
-    return path
 
 
 class ByteBudget:
@@ -164,14 +154,14 @@ class MasterClient:
         total = self.limits.final_seconds if final else self.limits.live_seconds
         return aiohttp.ClientTimeout(total=total, connect=self.limits.connect_seconds)
 
-    async def _get(self, url: str, final: bool) -> Answer:
-        what = _endpoint(url)
+    async def _get(self, url: str, endpoint: str, final: bool) -> Answer:
+        what = endpoint.split("?", 1)[0]  # as messages name it
         try:
             async with (self._final if final else self._live), self._connect().get(
                     url, timeout=self._timeout(final), allow_redirects=False) as response:
                 if response.status != 200:
                     return Answer()
-                return Answer(value=await read_capped(response, self.limits.cap(what), what, self._bytes))
+                return Answer(value=await read_capped(response, self.limits.cap(endpoint), what, self._bytes))
         except Refused as exc:
             return Answer(problem=str(exc))
         except _NO_ANSWER:
@@ -179,7 +169,7 @@ class MasterClient:
 
     async def stats(self, url: str) -> Answer:
         """The master's /stats/requests (a live poll): a dict, a problem, or nothing."""
-        answer = await self._get(url, final=False)
+        answer = await self._get(url, STATS, final=False)
         if not isinstance(answer.value, bytes):
             return answer
         try:
@@ -190,9 +180,10 @@ class MasterClient:
             return Answer(problem=f"the master's {STATS} answer is not a JSON object")
         return Answer(value=loaded)
 
-    async def text(self, url: str) -> Answer:
-        """A text endpoint read for the final results (CSV, report): str, problem or nothing."""
-        answer = await self._get(url, final=True)
+    async def text(self, stats_url: str, endpoint: str) -> Answer:
+        """A text endpoint (CSV, FAILURES, REPORT) of the master whose /stats/requests is at
+        `stats_url`, read for the final results: str, problem or nothing."""
+        answer = await self._get(master_url(stats_url, endpoint), endpoint, final=True)
         if isinstance(answer.value, bytes):
             return Answer(value=answer.value.decode("utf-8", errors="replace"))
         return answer

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from locust_operator.api.contract import MASTER, child_names, results_name
 from locust_operator.build.results_configmap import results_configmap
 from locust_operator.controller.kube_api import API_ERRORS, Api, ApiError
-from locust_operator.controller.master_api import CSV, FAILURES, REPORT, Answer, master_url
+from locust_operator.controller.master_api import CSV, FAILURES, REPORT, Answer
 from locust_operator.controller.metrics import ERRORS
 from locust_operator.rules.bounded import mib
 from locust_operator.rules.observe import Children, master_pod
@@ -53,7 +53,7 @@ class MasterSource(Protocol):
 
     async def stats(self, url: str) -> Answer: ...
 
-    async def text(self, url: str) -> Answer: ...
+    async def text(self, stats_url: str, endpoint: str) -> Answer: ...
 
     async def stop(self, url: str) -> bool: ...
 
@@ -87,7 +87,7 @@ class ResultsKeeper:
         same = 0
         for _ in range(MAX_READS):
             await asyncio.sleep(self.settle_seconds)
-            latest = await self.master.text(master_url(url, CSV))
+            latest = await self.master.text(url, CSV)
             if latest.problem:
                 return FromApi(problem=f"{latest.problem}; results will come from its log")
             if latest.value is None:
@@ -98,8 +98,8 @@ class ResultsKeeper:
                 break
         if csv_text is None or same < STABLE_READS:
             return FromApi()  # still changing: read again at the next poll
-        failures = await self.master.text(master_url(url, FAILURES))
-        html = await self.master.text(master_url(url, REPORT))
+        failures = await self.master.text(url, FAILURES)
+        html = await self.master.text(url, REPORT)
         try:
             stats = parse_requests_csv(csv_text, failures.value or "")
         except ResultsError as exc:
