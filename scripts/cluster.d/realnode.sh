@@ -51,7 +51,7 @@ realnode_binaries_present() {
 }
 
 # The pause container: pause.c from the pinned Kubernetes source, gcc -static,
-# packed as a docker-archive tar that containerd imports.
+# packed as a docker-archive tar that containerd imports (scripts/images.py).
 build_pause_image() {
   local out="$KEY_DIR/images/pause.tar" stamp="$KUBERNETES_VERSION $PAUSE_IMAGE"
   if [[ -f "$out" && "$(cat "$out.stamp" 2>/dev/null)" == "$stamp" ]]; then
@@ -66,7 +66,7 @@ build_pause_image() {
   tmp="$(mktemp -d "$KEY_DIR/tmp-pause.XXXXXX")"
   gcc -Os -Wall -Werror -static -DVERSION="$KUBERNETES_VERSION-local" -o "$tmp/pause" "$src" \
     || { rm -rf "$tmp"; die "gcc -static pause.c failed (is libc6-dev installed?)"; }
-  python3 "$SCRIPTS_DIR/cluster.d/docker_archive.py" "$tmp/pause.tar" --tag "$PAUSE_IMAGE" \
+  python3 "$SCRIPTS_DIR/images.py" archive "$tmp/pause.tar" --tag "$PAUSE_IMAGE" \
     --file "$tmp/pause:/pause:0755" --entrypoint /pause --user 65535:65535
   mv -f "$tmp/pause.tar" "$out"
   printf '%s\n' "$stamp" > "$out.stamp"

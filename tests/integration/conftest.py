@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,20 +36,12 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 CLUSTER_SCRIPT = REPO_ROOT / "scripts" / "cluster"
-VERSIONS_FILE = REPO_ROOT / "scripts" / "versions.env"
 
 T = TypeVar("T")
 
 
-def read_versions() -> dict[str, str]:
-    """Parse scripts/versions.env (plain KEY=value lines)."""
-    versions: dict[str, str] = {}
-    for line in VERSIONS_FILE.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            versions[key.strip()] = value.strip().strip("\"'")
-    return versions
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from versions import read_versions  # noqa: E402  (scripts/versions.py: the one parser)
 
 
 class CommandError(subprocess.CalledProcessError):
@@ -306,7 +299,7 @@ def real_node_image(real_node_cluster: Cluster, tmp_path_factory: pytest.TempPat
                    cwd=HERE / "realnode_tool", env=env, check=True)
     tar = out / "image.tar"
     subprocess.run(
-        ["python3", str(REPO_ROOT / "scripts" / "cluster.d" / "docker_archive.py"), str(tar),
+        ["python3", str(REPO_ROOT / "scripts" / "images.py"), "archive", str(tar),
          "--tag", REAL_NODE_IMAGE, "--file", f"{out / 'realnode-tool'}:/realnode-tool:0755",
          "--entrypoint", "/realnode-tool"],
         check=True,
