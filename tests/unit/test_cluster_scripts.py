@@ -1,9 +1,10 @@
 """scripts/cluster and its parts, offline: scripts/versions.env means the same to bash
-and to scripts/versions.py, and the one docker-archive writer (scripts/images.py
-archive) writes what containerd imports."""
+and to scripts/versions.py, the components follow one interface, and the one
+docker-archive writer (scripts/images.py archive) writes what containerd imports."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tarfile
@@ -17,6 +18,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from versions import VERSIONS_ENV, read_versions
 
 import images
+
+CLUSTER = ROOT / "scripts" / "cluster"
+PARTS = ROOT / "scripts" / "cluster.d"
 
 
 def _bash_env(script: str, *args: str) -> dict[str, str]:
@@ -53,6 +57,37 @@ def test_shell_syntax_is_refused(tmp_path: Path, line: str) -> None:
     env.write_text(line + "\n")
     with pytest.raises(ValueError, match="KEY=value"):
         read_versions(env)
+
+
+def _components() -> list[str]:
+    """Every component scripts/cluster's use_components can choose."""
+    body = re.search(r"^use_components\(\) \{\n(.*?)^\}", CLUSTER.read_text(), re.M | re.S)
+    assert body, "use_components not found in scripts/cluster"
+    lists = re.findall(r"COMPONENTS=\(([^)]*)\)", body.group(1))
+    return sorted({name for found in lists for name in found.split()})
+
+
+def test_each_component_has_its_file_with_start_healthy_stop() -> None:
+    components = _components()
+    assert {"pki", "etcd", "apiserver", "controllers", "kwok", "netns", "realnode"} <= set(components)
+    for name in components:
+        text = (PARTS / f"{name}.sh").read_text()
+        for hook in ("start", "healthy", "stop"):
+            assert re.search(rf"^{name}_{hook}\(\) \{{", text, re.M), f"cluster.d/{name}.sh: no {name}_{hook}"
+
+
+def test_generic_code_does_not_branch_on_the_real_node() -> None:
+    for path in [CLUSTER, *PARTS.glob("*.sh")]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            branch = re.search(r"\(\(\s*!?\s*REAL_NODE|\$REAL_NODE\b", code)
+            assert not branch, f"{path.name}:{number}: {line}"
+
+
+def test_shell_parts_parse_and_stay_short() -> None:
+    for path in [CLUSTER, *PARTS.glob("*.sh")]:
+        subprocess.run(["bash", "-n", str(path)], check=True)
+        assert len(path.read_text().splitlines()) < 300, path
 
 
 def test_archive_writes_a_one_file_image(tmp_path: Path) -> None:
