@@ -7,6 +7,10 @@
                                        build if needed, then `ctr images import` each tar
                                        that containerd does not already have (same config)
     scripts/images tar NAME            print the path of one image's tar (building it if needed)
+    scripts/images archive OUT.tar --tag REF --file SRC:DEST[:MODE] ... [--entrypoint ARG ...]
+                   [--cmd ARG ...] [--user UID:GID] [--env K=V ...]
+                                       a one-layer image of a few files (the real node's pause
+                                       image, test images); no root, no cache
 
 Images (NAME: reference, the one users already write):
   base      locust-operator.local/base:<suite>    Debian minbase + python3 (debootstrap)
@@ -43,6 +47,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from versions import read_versions  # scripts/versions.py: the one parser of versions.env
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Bump when a build recipe below changes in a way that changes an image.
 RECIPE = 2
@@ -75,20 +81,6 @@ class ImageError(RuntimeError):
 # ---------------------------------------------------------------------------
 # pure logic: versions, references, cache keys, archives
 # ---------------------------------------------------------------------------
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=value lines of scripts/versions.env (comments and blanks ignored)."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
-            raise ValueError(f"{path}: not a KEY=value line: {line!r}")
-        values[key] = value
-    return values
-
 
 def cache_key(parts: Mapping[str, Any], files: Iterable[Path] = (), root: Path = REPO_ROOT) -> str:
     """A hash of named values and of files' relative paths and contents (order-free)."""
@@ -165,6 +157,29 @@ def write_layer(rootfs: Path, out: Path) -> str:
                     tar.addfile(info, fh)
             else:
                 tar.addfile(info)
+    return file_sha256(out)
+
+
+def write_files_layer(files: Sequence[tuple[Path, str, int]], out: Path) -> str:
+    """Write a layer of single files (source, path in the image, mode); return its sha256.
+
+    For images of one static binary (the real node's pause image, test images):
+    owner root, mtime 0 and sorted entries, so the same files give the same layer.
+    """
+    seen: set[str] = set()
+    with out.open("wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for src, dest, mode in sorted(files, key=lambda f: f[1]):
+            name = dest.lstrip("/")
+            for parent in reversed(Path(name).parents[:-1]):  # parents first, without "."
+                if str(parent) not in seen:
+                    seen.add(str(parent))
+                    info = tarfile.TarInfo(str(parent))
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = src.stat().st_size, mode
+            with src.open("rb") as fh:
+                tar.addfile(info, fh)
     return file_sha256(out)
 
 
@@ -305,7 +320,7 @@ def go_version() -> str:
 def plan(root: Path = REPO_ROOT, versions: Mapping[str, str] | None = None,
          go: str | None = None) -> dict[str, Image]:
     """Every image with its reference and cache key (a key includes its parent's)."""
-    v = dict(versions) if versions is not None else read_env_file(root / "scripts" / "versions.env")
+    v = dict(versions) if versions is not None else read_versions(root / "scripts" / "versions.env")
     suite, locust = v["DEBIAN_SUITE"], v["LOCUST_VERSION"]
     base_ref = f"locust-operator.local/base:{suite}"
     base = Image("base", base_ref, cache_key(
@@ -462,7 +477,7 @@ def prune_old(cache: Path, image: Image, keep: int = 3) -> None:
 
 def build(names: Sequence[str], cache_root: Path) -> dict[str, Image]:
     images = plan()
-    versions = read_env_file(REPO_ROOT / "scripts" / "versions.env")
+    versions = read_versions(REPO_ROOT / "scripts" / "versions.env")
     wanted = set(names or images)
     unknown = wanted - set(images)
     if unknown:
@@ -567,6 +582,21 @@ def import_images(images: Mapping[str, Image], names: Sequence[str], cache: Path
 # command line
 # ---------------------------------------------------------------------------
 
+def write_files_archive(out: Path, ref: str, specs: Sequence[str], entrypoint: Sequence[str] = (),
+                        cmd: Sequence[str] = (), user: str = "", env: Sequence[str] = ()) -> str:
+    """`archive`: a one-layer docker-archive of files given as SRC:DEST[:MODE]; returns the config digest."""
+    files = []
+    for spec in specs:
+        src, dest, *mode = spec.split(":")
+        files.append((Path(src), dest, int(mode[0], 8) if mode else 0o644))
+    config = ImageConfig(user=user, env=("PATH=/usr/local/bin:/usr/bin:/bin", *env),
+                         entrypoint=tuple(entrypoint), cmd=tuple(cmd), workdir="/")
+    with tempfile.TemporaryDirectory(dir=out.parent) as work:
+        layer = Path(work, "layer.tar")
+        digest = write_files_layer(files, layer)
+        return write_docker_archive(out, ref, config, [(layer, digest)], ["scripts/images archive"])
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("LOCUST_OPERATOR_CACHE", Path.home() / ".cache" / "locust-operator"))
 
@@ -585,6 +615,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_import.add_argument("--ctr", default="ctr", help="the ctr binary")
     p_import.add_argument("--force", action="store_true", help="import even when already there")
     p_import.add_argument("names", nargs="*")
+    p_archive = sub.add_parser("archive", help="write a docker-archive of a few files (one layer)")
+    p_archive.add_argument("out", type=Path)
+    p_archive.add_argument("--tag", required=True)
+    p_archive.add_argument("--file", action="append", default=[], help="SRC:DEST[:MODE octal]")
+    p_archive.add_argument("--entrypoint", nargs="+", default=())
+    p_archive.add_argument("--cmd", nargs="+", default=())
+    p_archive.add_argument("--user", default="")
+    p_archive.add_argument("--env", action="append", default=[])
     args = parser.parse_args(argv)
     root = cache_root()
     cache = root / "images"
@@ -606,6 +644,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "import":
             images = build(args.names, root)
             import_images(images, args.names, cache, args.ctr, args.address, args.namespace, args.force)
+        elif args.command == "archive":
+            write_files_archive(args.out, args.tag, args.file, args.entrypoint, args.cmd, args.user,
+                                args.env)
     except ImageError as exc:
         log(f"ERROR: {exc}")
         return 1

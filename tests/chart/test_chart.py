@@ -37,17 +37,10 @@ from locust_operator.api.config import (  # noqa: E402
 from locust_operator.build.render import TEMPLATE_NAMES  # noqa: E402
 from locust_operator.build.render import render as render_locusttest  # noqa: E402
 
+sys.path.insert(0, str(REPO / "scripts"))
+from versions import read_versions  # noqa: E402  (scripts/versions.py: the one parser)
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for line in (REPO / "scripts" / "versions.env").read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, value = line.split("=", 1)
-            out[key.strip()] = value.strip()
-    return out
-
-
-KUBE_VERSION = _versions()["KUBERNETES_VERSION"]
+KUBE_VERSION = read_versions()["KUBERNETES_VERSION"]
 
 
 def _bin_dir() -> Path | None:

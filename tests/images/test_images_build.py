@@ -29,6 +29,8 @@ from tests.support.examples import ROOT
 from tests.support.ports import free_port
 
 sys.path.insert(0, str(ROOT / "scripts"))
+from versions import read_versions
+
 import images
 
 pytestmark = pytest.mark.images
@@ -131,7 +133,7 @@ def test_locust_image_runs_the_pinned_locust(built: dict[str, images.Image], tmp
     rootfs = unpack(built["locust"].tar(cache()), tmp_path / "rootfs")
     proc = chroot(rootfs, "1000:1000", "locust", "--version")
     assert proc.returncode == 0, proc.stderr
-    version = images.read_env_file(ROOT / "scripts" / "versions.env")["LOCUST_VERSION"]
+    version = read_versions()["LOCUST_VERSION"]
     assert f"locust {version} " in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     home = rootfs / "home" / "locust"
     assert (home.stat().st_uid, home.stat().st_gid) == (1000, 1000)

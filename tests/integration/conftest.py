@@ -127,7 +127,7 @@ def real_node_image(real_node_cluster: Cluster, tmp_path_factory: pytest.TempPat
                    cwd=HERE / "realnode_tool", env=env, check=True)
     tar = out / "image.tar"
     subprocess.run(
-        ["python3", str(REPO_ROOT / "scripts" / "cluster.d" / "docker_archive.py"), str(tar),
+        ["python3", str(REPO_ROOT / "scripts" / "images.py"), "archive", str(tar),
          "--tag", REAL_NODE_IMAGE, "--file", f"{out / 'realnode-tool'}:/realnode-tool:0755",
          "--entrypoint", "/realnode-tool"],
         check=True,

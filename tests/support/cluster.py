@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,23 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 CLUSTER_SCRIPT = REPO_ROOT / "scripts" / "cluster"
-
-
-VERSIONS_FILE = REPO_ROOT / "scripts" / "versions.env"
-
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from versions import read_versions  # noqa: E402  (scripts/versions.py: the one parser)
 
 T = TypeVar("T")
-
-
-def read_versions() -> dict[str, str]:
-    """Parse scripts/versions.env (plain KEY=value lines)."""
-    versions: dict[str, str] = {}
-    for line in VERSIONS_FILE.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            versions[key.strip()] = value.strip().strip("\"'")
-    return versions
 
 
 class CommandError(subprocess.CalledProcessError):

@@ -18,9 +18,11 @@ from locust_operator.api.config import OperatorConfig
 from tests.support.examples import BASE_TEST, EXAMPLES, ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
+from versions import read_versions
+
 import images
 
-VERSIONS = images.read_env_file(ROOT / "scripts" / "versions.env")
+VERSIONS = read_versions()
 GOLDEN = ROOT / "tests" / "golden"
 
 
@@ -29,13 +31,14 @@ def test_versions_env_has_image_pins() -> None:
     assert VERSIONS["DEBIAN_SUITE"] == "bookworm"
 
 
-def test_read_env_file_rejects_shell(tmp_path: Path) -> None:
+def test_read_versions_rejects_shell(tmp_path: Path) -> None:
     env = tmp_path / "v.env"
-    env.write_text("# c\n\nA=1\nB_2=x y\n")
-    assert images.read_env_file(env) == {"A": "1", "B_2": "x y"}
-    env.write_text("export A=1\n")
-    with pytest.raises(ValueError, match="KEY=value"):
-        images.read_env_file(env)
+    env.write_text("# c\n\nA=1\nB_2=x.y-z\n")
+    assert read_versions(env) == {"A": "1", "B_2": "x.y-z"}
+    for line in ("export A=1", "B_2=x y", "A='1'", "A=$B"):
+        env.write_text(line + "\n")
+        with pytest.raises(ValueError, match="KEY=value"):
+            read_versions(env)
 
 
 def test_locust_ref_is_what_examples_and_goldens_use() -> None:
@@ -88,7 +91,7 @@ def test_cache_keys_follow_their_inputs(tmp_path: Path) -> None:
     (tmp_path / "controller" / "locust_operator" / "__pycache__" / "x.pyc").write_bytes(b"1")
     assert images.plan(tmp_path, go="go1.26")["operator"].key == changed["operator"].key
 
-    versions = images.read_env_file(tmp_path / "scripts" / "versions.env")
+    versions = read_versions(tmp_path / "scripts" / "versions.env")
     newer = images.plan(tmp_path, {**versions, "LOCUST_VERSION": "9.9.9"}, go="go1.26")
     assert newer["locust"].key != changed["locust"].key
     assert newer["locust"].ref == "locustio/locust:9.9.9"
