@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import collections
 import copy
+import hashlib
 import json
 import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
@@ -45,6 +48,7 @@ from tests.support.examples import BASE_TEST
 from tests.support.operator import CRD
 
 SPECS = int(os.environ.get("AGREEMENT_SPECS", "2000"))  # distinct tests
+CACHE = Path(os.environ.get("LOCUST_OPERATOR_CACHE") or Path.home() / ".cache" / "locust-operator")
 GROUP = "agreement.locust.io"
 # Names of its own too: with the same plural and kind, `kubectl get locusttest` on the
 # cluster would become ambiguous (kubectl may pick this group) while the CRD exists.
@@ -197,7 +201,22 @@ def locust_tests(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def corpus(size: int) -> list[dict[str, Any]]:
-    """`size` distinct tests, the same ones on every run."""
+    """`size` distinct tests, the same ones on every run (kept in the project cache:
+    generating them is a third of this test's CPU, and the same bytes come out)."""
+    key = hashlib.sha256(Path(__file__).read_bytes() + f"{size} {hypothesis.__version__}".encode())
+    cached = CACHE / f"agreement-corpus-{key.hexdigest()[:16]}.json"
+    if cached.is_file():
+        loaded: list[dict[str, Any]] = json.loads(cached.read_text())
+        return loaded
+    tests = _generate(size)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".tmp")
+    partial.write_text(json.dumps(tests))
+    partial.replace(cached)
+    return tests
+
+
+def _generate(size: int) -> list[dict[str, Any]]:
     tests: dict[str, dict[str, Any]] = {}
 
     @settings(max_examples=size * 6 // 5, derandomize=True, database=None, phases=[Phase.generate],
