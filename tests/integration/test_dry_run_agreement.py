@@ -1,10 +1,10 @@
 """`render` and the real API server agree on a generated corpus, children included.
 
 Hypothesis generates LocustTests (derandomized, and kept in the project cache:
-a machine checks the same corpus on every run) that mix valid values with values at the edge of each rule the API
-server applies to the Job and Service a test becomes: names, label and
-annotation syntax and sizes, quantities, tolerations, environment, volumes
-and mounts.  Each test is
+a machine checks the same corpus on every run) that mix valid values with
+values at the edge of each rule the API server applies to the Job and Service
+a test becomes: names, label and annotation syntax and sizes, quantities,
+tolerations, environment, volumes and mounts.  Each test is
 
 - rendered offline by `render` (the CRD's schema and CEL rules, then the
   children's object-level checks), and
