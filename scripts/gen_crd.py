@@ -274,6 +274,7 @@ RULES: tuple[tuple[str, str, str], ...] = (
     (LOCUST_TEST, "spec.imagePullSecrets[].name", "dns1123Subdomain!"),
     (LOCUST_TEST, "spec.testFiles.configMapRef", "dns1123Subdomain"),
     (LOCUST_TEST, "spec.testFiles.libConfigMapRef", "dns1123Subdomain"),
+    (LOCUST_TEST, "spec.baseline.run", "dns1123Subdomain"),
     (LOCUST_TEST, "spec.env.configMapRefs[].name", "dns1123Subdomain"),
     (LOCUST_TEST, "spec.env.secretRefs[].name", "dns1123Subdomain"),
     (LOCUST_TEST, "spec.env.secretMounts[].name", "dns1123Subdomain"),

@@ -80,6 +80,10 @@ def service_selector(master_name: str) -> dict[str, str]:
     return {POD_NAME_LABEL: master_name}
 
 
+# LocustTests of one namespace with the same value of this label form a series: the
+# runs a baseline compares with, a schedule's runs, one line each in `history`.
+SERIES_LABEL = "locust.io/series"
+
 # Set to "true" on a running test to stop it; its results so far are kept (user-facing).
 ABORT_ANNOTATION = "locust.io/abort"
 

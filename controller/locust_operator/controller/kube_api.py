@@ -26,6 +26,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import aiohttp
 import kopf
@@ -135,6 +136,9 @@ class Api(Protocol):
     async def pod_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> str: ...
 
     async def pod_events(self, namespace: str, pod: str, reason: str) -> list[str]: ...
+
+    async def list_labelled(self, kind: str, namespace: str, selector: str, limit: int,
+                            cap: int) -> list[Object]: ...
 
 
 # Events read per pod, and the bytes of their list (each event can be large).
@@ -276,6 +280,14 @@ class KubeApi:
         API_WRITES.labels(plural(kind), "patch").inc()
         await self._request("PATCH", f"{collection_path(kind, namespace)}/{name}", body,
                             content_type="application/merge-patch+json")
+
+    async def list_labelled(self, kind: str, namespace: str, selector: str, limit: int,
+                            cap: int) -> list[Object]:
+        """The first `limit` objects of `kind` in `namespace` with the labels of `selector`
+        (e.g. a series), the answer read up to `cap` bytes (the objects are the tenant's)."""
+        path = f"{collection_path(kind, namespace)}?labelSelector={quote(selector)}&limit={limit}"
+        items = (await self.get_json(path, cap=cap)).get("items") or []
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
     async def pod_events(self, namespace: str, pod: str, reason: str) -> list[str]:
         """The messages of a pod's events with `reason` (e.g. FailedMount), oldest first."""

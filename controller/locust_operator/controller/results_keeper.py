@@ -17,9 +17,11 @@ from typing import Any, Protocol
 
 from locust_operator.api.contract import MASTER, child_names, results_name
 from locust_operator.build.results_configmap import results_configmap
+from locust_operator.controller.baselines import against_series
 from locust_operator.controller.kube_api import API_ERRORS, Api, ApiError
 from locust_operator.controller.master_api import CSV, FAILURES, REPORT, Answer
 from locust_operator.controller.metrics import ERRORS
+from locust_operator.rules.baseline import baseline_set, kept_requests
 from locust_operator.rules.bounded import mib
 from locust_operator.rules.observe import Children, master_pod
 from locust_operator.rules.results import (
@@ -156,9 +158,14 @@ class ResultsKeeper:
         result = summary(stats, source, _peak(seen, "userCount", "maxUserCount"),
                          _peak(seen, "workerCount", "maxWorkerCount"))
         thresholds = test["spec"].get("thresholds")
+        kept = kept_requests(test["spec"], stats)
+        if kept:
+            result["perRequest"] = kept
         if thresholds_set(thresholds):
             breaches = evaluate(thresholds, stats)
             result["thresholds"] = {"passed": not breaches, "breaches": breaches[:100]}
+        if baseline_set(test["spec"]):
+            result["baseline"] = await against_series(self.api, test, result)
         packed = configmap_data(report_texts(result, stats, csv_text, failures, html))
         name = results_name(metadata["name"])
         report: dict[str, Any] = {"configMap": name, "keys": packed.keys}

@@ -40,6 +40,7 @@ class Observation:
     # once read; kept in status.result from then on.
     result: dict[str, Any] | None = None
     thresholds_set: bool = False
+    baseline_set: bool = False  # spec.baseline: the results are compared with the series'
     # The master container's exit code, once it terminated (from its pod).
     master_exit_code: int | None = None
     # The user asked to stop the test (the abort annotation) and the operator did.

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from locust_operator.api.contract import COMPONENT_LABEL, MASTER, WORKER
+from locust_operator.rules.baseline import baseline_set
 from locust_operator.rules.health import PodProblem, pod_problem, still_creating
 from locust_operator.rules.observation import Observation
 from locust_operator.rules.thresholds import thresholds_set
@@ -136,6 +137,7 @@ def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace
         locust=locust,
         result=result,
         thresholds_set=thresholds_set(test["spec"].get("thresholds")),
+        baseline_set=baseline_set(test["spec"]),
         master_exit_code=next((p.exit_code for p in pods if p.role == MASTER and p.exit_code is not None),
                               None),
         aborted=aborted,

@@ -88,7 +88,7 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
 
     failure = _ready(look)
     pods_failure, recheck = _pods_healthy(look, phase)
-    early = obs.thresholds_set and obs.run_stopped and result is not None
+    early = (obs.thresholds_set or obs.baseline_set) and obs.run_stopped and result is not None
     phase, verdict = decide(previous, obs, phase, failure or pods_failure, result, early)
     # Monotonic: never back to Pending once Running; a terminal phase is final.
     if look.was_terminal or _RANK[phase] < _RANK.get(prev_phase, 0):

@@ -15,6 +15,10 @@ TEST_SUCCEEDED, THRESHOLDS_BREACHED, LOCUST_ERRORS = "TestSucceeded", "Threshold
 WORKERS_NOT_CONNECTED, TEST_CRASHED, ABORTED = "WorkersNotConnected", "TestCrashed", "Aborted"
 
 
+# spec.baseline: a change beyond an allowed one, or a baseline that cannot be honoured.
+REGRESSED, BASELINE_INVALID = "Regressed", "BaselineInvalid"
+
+
 # The test outlived spec.maxDurationSeconds (or the operator's maxTestDurationSeconds).
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 
@@ -71,20 +75,62 @@ def run_verdict(previous: Status, obs: Observation, result: dict[str, Any] | Non
     if workers_never_connected(previous, obs, result):
         return False, WORKERS_NOT_CONNECTED, (
             f"no worker connected to the master during the run ({obs.expected_workers} expected)")
-    if obs.thresholds_set:
-        breaches = list(((result or {}).get("thresholds") or {}).get("breaches") or [])
-        if not (result or {}).get("thresholds"):
-            why = (result or {}).get("message", "no results were read")
-            breaches = [f"no results to evaluate the thresholds on ({why})"]
-        if breaches:
-            return False, THRESHOLDS_BREACHED, "thresholds breached: " + "; ".join(breaches)
-        return True, TEST_SUCCEEDED, f"all thresholds passed: {numbers(result)}"
+    if obs.thresholds_set or obs.baseline_set:
+        return judged(obs, result or {})
     if job_phase == SUCCEEDED:
         return True, TEST_SUCCEEDED, "the master Job completed" + (
             f": {numbers(result)}" if has_numbers(result) else "")
     if has_numbers(result):
         return False, LOCUST_ERRORS, f"Locust reported errors (exit code 1): {numbers(result)}"
     return False, LOCUST_ERRORS, "Locust reported errors (exit code 1)"
+
+
+def _threshold_breaches(result: dict[str, Any]) -> list[str]:
+    if not result.get("thresholds"):
+        return [f"no results to evaluate the thresholds on ({result.get('message', 'no results were read')})"]
+    return list(result["thresholds"].get("breaches") or [])
+
+
+def _baseline_breaches(result: dict[str, Any]) -> tuple[list[str], str]:
+    """(breaches, what passed) of spec.baseline's comparison."""
+    baseline = result.get("baseline")
+    if not isinstance(baseline, dict):
+        why = result.get("message", "no results were read")
+        return [f"no results to compare with the baseline ({why})"], ""
+    if baseline.get("error"):
+        return [str(baseline["error"])], ""
+    runs = baseline.get("runs") or []
+    if not runs:
+        return [], str(baseline.get("message") or "no baseline yet")
+    where = runs[0] if len(runs) == 1 else f"the median of {len(runs)} runs"
+    return list(baseline.get("breaches") or []), f"no regression vs {where}"
+
+
+def judged(obs: Observation, result: dict[str, Any]) -> tuple[bool, str, str]:
+    """(passed, reason, message) by spec.thresholds and spec.baseline, which both apply.
+
+    The message lists every breach; the reason is the thresholds' when one is
+    breached (an absolute limit), else the baseline's.
+    """
+    failed: list[tuple[str, str]] = []
+    passed: list[str] = []
+    if obs.thresholds_set:
+        breaches = _threshold_breaches(result)
+        if breaches:
+            failed.append((THRESHOLDS_BREACHED, "thresholds breached: " + "; ".join(breaches)))
+        else:
+            passed.append("all thresholds passed")
+    if obs.baseline_set:
+        breaches, ok = _baseline_breaches(result)
+        invalid = isinstance(result.get("baseline"), dict) and bool(result["baseline"].get("error"))
+        if breaches:
+            failed.append((BASELINE_INVALID, breaches[0]) if invalid
+                          else (REGRESSED, "regressed: " + "; ".join(breaches)))
+        else:
+            passed.append(ok)
+    if failed:
+        return False, failed[0][0], "; ".join(message for _, message in failed)
+    return True, TEST_SUCCEEDED, f"{', '.join(passed)}: {numbers(result)}"
 
 
 def failure_reason(conditions: dict[str, dict[str, Any]]) -> str:
