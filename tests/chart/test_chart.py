@@ -119,8 +119,10 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
 
 NAMESPACED_RULES = {
-    ("locust.io", "locusttests"): {"list", "watch", "patch"},
+    ("locust.io", "locusttests"): {"get", "list", "watch", "create", "patch", "delete"},
     ("locust.io", "locusttests/status"): {"patch"},
+    ("locust.io", "locusttestschedules"): {"list", "watch", "patch"},
+    ("locust.io", "locusttestschedules/status"): {"patch"},
     # patch: the TTL of a passed test's Jobs (cleanup.keepFailedPods), and
     # activeDeadlineSeconds to end an aborted test's pods (no delete verb).
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch"},
@@ -199,7 +201,7 @@ RBAC_CASES = {
 
 
 @pytest.mark.parametrize("args", RBAC_CASES.values(), ids=RBAC_CASES.keys())
-def test_rbac_has_no_wildcards_secrets_or_delete(render: Render, args: list[str]) -> None:
+def test_rbac_has_no_wildcards_secrets_or_deletes_but_of_runs(render: Render, args: list[str]) -> None:
     roles = kinds(render(*args), "ClusterRole") + kinds(render(*args), "Role")
     assert roles
     for role in roles:
@@ -210,10 +212,19 @@ def test_rbac_has_no_wildcards_secrets_or_delete(render: Render, args: list[str]
             # ConfigMaps may hold test data: create only (the results ConfigMap), never read.
             if "configmaps" in rule["resources"]:
                 assert (rule["resources"], rule["verbs"]) == (["configmaps"], ["create"]), rule
-            assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(
-                rule["verbs"]
-            ), rule
+            # delete: only LocustTests (a schedule's runs past its history limits).
+            forbidden = {"deletecollection", "escalate", "bind", "impersonate"} | (
+                set() if rule["resources"] == ["locusttests"] else {"delete"})
+            assert not forbidden & set(rule["verbs"]), rule
             assert "nonResourceURLs" not in rule and "resourceNames" not in rule, rule
+
+
+def test_rbac_without_schedules_has_no_delete_and_no_schedule_rules(render: Render) -> None:
+    role = one(render("--set", "config.schedules=false"), "ClusterRole")
+    rules = rule_map(role)
+    assert rules[("locust.io", "locusttests")] == {"list", "watch", "patch"}
+    assert ("locust.io", "locusttestschedules") not in rules
+    assert not any("delete" in verbs for verbs in rules.values())
 
 
 def test_rbac_all_namespaces_is_one_cluster_role(render: Render) -> None:
@@ -499,6 +510,63 @@ def test_master_pod_monitor_needs_the_exporter(helm_template: Any) -> None:
     )
     assert proc.returncode != 0
     assert "metrics.masterPodMonitor.enabled needs config.metricsExporter.enabled" in proc.stderr
+
+
+DASHBOARD_FILE = CHART / "files" / "grafana" / "locust-series.json"
+DASHBOARD_CONFIGMAP = "locust-operator-grafana-dashboard"
+
+
+def test_grafana_dashboard_is_off_by_default(render: Render) -> None:
+    assert VALUES["grafana"]["dashboard"]["enabled"] is False
+    assert [c["metadata"]["name"] for c in kinds(render(), "ConfigMap")] == ["locust-operator-config"]
+
+
+def test_grafana_dashboard_configmap_for_the_sidecar(render: Render) -> None:
+    docs = render("--set", "grafana.dashboard.enabled=true")
+    dashboard = one(docs, "ConfigMap", DASHBOARD_CONFIGMAP)
+    assert dashboard["metadata"]["namespace"] == NAMESPACE
+    labels = dashboard["metadata"]["labels"]
+    assert labels["grafana_dashboard"] == "1"  # the Grafana chart sidecar's default label
+    assert labels["app.kubernetes.io/instance"] == RELEASE
+    assert "annotations" not in dashboard["metadata"]
+    (key,) = dashboard["data"]
+    assert key == "locust-series.json"
+    text = DASHBOARD_FILE.read_text()
+    assert dashboard["data"][key] == text.strip()  # verbatim, not re-encoded by the template
+    assert json.loads(dashboard["data"][key]) == json.loads(text)
+    version = ".".join(KUBE_VERSION.lstrip("v").split(".")[:2]) + ".0"
+    kubernetes_validate.validate(dashboard, version, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "label", "value"),
+    [
+        (["--set", "grafana.dashboard.label=example.com/dashboard,grafana.dashboard.labelValue=yes"],
+         "example.com/dashboard", "yes"),
+        (["--set", "grafana.dashboard.labelValue=2"], "grafana_dashboard", "2"),  # --set gives an int
+        (["--set-string", "grafana.dashboard.labelValue=1"], "grafana_dashboard", "1"),
+        (["--set", "grafana.dashboard.labelValue="], "grafana_dashboard", ""),  # any value, for the sidecar
+    ],
+    ids=["custom-label", "integer-value", "string-value", "empty-value"],
+)
+def test_grafana_dashboard_label_is_configurable(
+    render: Render, args: list[str], label: str, value: str
+) -> None:
+    docs = render("--set", "grafana.dashboard.enabled=true", *args)
+    labels = one(docs, "ConfigMap", DASHBOARD_CONFIGMAP)["metadata"]["labels"]
+    assert labels[label] == value and isinstance(labels[label], str)
+    assert ("grafana_dashboard" in labels) == (label == "grafana_dashboard")
+
+
+def test_grafana_dashboard_namespace_and_annotations(render: Render) -> None:
+    docs = render(
+        "--set", "grafana.dashboard.enabled=true,grafana.dashboard.namespace=monitoring",
+        "--set", "grafana.dashboard.annotations.grafana_folder=Load tests",
+    )
+    metadata = one(docs, "ConfigMap", DASHBOARD_CONFIGMAP)["metadata"]
+    assert metadata["namespace"] == "monitoring"
+    assert metadata["annotations"] == {"grafana_folder": "Load tests"}
+    assert one(docs, "ConfigMap", "locust-operator-config")["metadata"]["namespace"] == NAMESPACE
 
 
 @pytest.mark.parametrize("max_unavailable", [None, 0])
@@ -810,6 +878,13 @@ BAD_VALUES = [
     (["--set", "podAnnotations.checksum/config=x"], ["invalid propertyName 'checksum/config'"]),
     (["--set", "metrics.serviceMonitor.labels.helm\\.sh/chart=x"], ["invalid propertyName 'helm.sh/chart'"]),
     (["--set", "priorityClassName=High_Priority"], ["/priorityClassName"]),
+    (["--set", "grafana.dashboard.enabled=yes"], ["/grafana/dashboard/enabled"]),
+    (["--set", "grafana.dashboard.label=not a key"], ["/grafana/dashboard/label"]),
+    (["--set", "grafana.dashboard.label=app\\.kubernetes\\.io/name"], ["/grafana/dashboard/label"]),
+    (["--set", "grafana.dashboard.labelValue=a b"], ["/grafana/dashboard/labelValue"]),
+    (["--set", "grafana.dashboard.labelValue=-1"], ["/grafana/dashboard/labelValue"]),
+    (["--set", "grafana.dashboard.namespace=Monitoring"], ["/grafana/dashboard/namespace"]),
+    (["--set", "grafana.dashboard.folder=x"], ["/grafana/dashboard", "folder"]),
 ]
 
 

@@ -114,10 +114,24 @@ per watched namespace.
 {{- define "locust-operator.namespacedRules" -}}
 - apiGroups: ["locust.io"]
   resources: ["locusttests"]
+  {{- if .Values.config.schedules }}
+  # create, get, delete: a LocustTestSchedule's runs (made, read back on AlreadyExists,
+  # deleted past the history limits); patch: Kopf's finalizer, and aborts (Replace).
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  {{- else }}
   verbs: ["list", "watch", "patch"]
+  {{- end }}
 - apiGroups: ["locust.io"]
   resources: ["locusttests/status"]
   verbs: ["patch"]
+{{- if .Values.config.schedules }}
+- apiGroups: ["locust.io"]
+  resources: ["locusttestschedules"]
+  verbs: ["list", "watch", "patch"]
+- apiGroups: ["locust.io"]
+  resources: ["locusttestschedules/status"]
+  verbs: ["patch"]
+{{- end }}
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch"]

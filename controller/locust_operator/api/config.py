@@ -91,6 +91,9 @@ class OperatorConfig:
     defaultRuntimeClassName: str | None = None
     honourAffinity: bool = True
     honourTolerations: bool = True
+    # Run LocustTestSchedules (their CRD installed); the chart grants the RBAC they need
+    # (create, get and delete of LocustTests) only when true.
+    schedules: bool = True
     # Time a pod may spend starting before image/config errors fail the test.
     podHealthGraceSeconds: int = 120
     # Seconds a master waits for its workers before it gives up (exit 1, verdict

@@ -15,6 +15,8 @@ VERSION = "v2"
 PLURAL = "locusttests"
 KIND = "LocustTest"
 API_VERSION = f"{GROUP}/{VERSION}"
+# The second kind: runs LocustTests on a cron schedule (controller/schedules.py).
+SCHEDULE_KIND, SCHEDULE_PLURAL = "LocustTestSchedule", "locusttestschedules"
 
 # status.phase of a LocustTest; a test in a terminal phase never leaves it.
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
@@ -83,6 +85,9 @@ def service_selector(master_name: str) -> dict[str, str]:
 # LocustTests of one namespace with the same value of this label form a series: the
 # runs a baseline compares with, a schedule's runs, one line each in `history`.
 SERIES_LABEL = "locust.io/series"
+# A schedule's runs carry its name here (to list them) and their scheduled time.
+SCHEDULE_LABEL = "locust.io/schedule"
+SCHEDULED_TIME_ANNOTATION = f"{ANNOTATION_PREFIX}/scheduled-time"
 
 # Set to "true" on a running test to stop it; its results so far are kept (user-facing).
 ABORT_ANNOTATION = "locust.io/abort"

@@ -26,5 +26,6 @@ def shipped_dir(name: str) -> Path:
     raise FileNotFoundError(f"locust-operator is installed without its {name} directory")
 
 
-def crd_path() -> Path:
-    return shipped_dir("crds") / "locusttests.locust.io.yaml"
+def crd_path(plural: str = "locusttests") -> Path:
+    """The CRD of a kind, by its plural (locusttests, locusttestschedules)."""
+    return shipped_dir("crds") / f"{plural}.locust.io.yaml"

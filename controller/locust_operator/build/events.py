@@ -12,15 +12,15 @@ COMPONENT = "locust-operator"
 
 
 def event_body(test_meta: dict[str, Any], event_type: str, reason: str, message: str,
-               now: datetime) -> dict[str, Any]:
-    """A core/v1 Event about the test, as `kubectl describe` shows it."""
+               now: datetime, kind: str = KIND) -> dict[str, Any]:
+    """A core/v1 Event about the test (or a schedule: `kind`), as `kubectl describe` shows it."""
     namespace = test_meta["namespace"]
     stamp = timestamp(now)
     return {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{test_meta['name']}.", "namespace": namespace},
-        "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": test_meta["name"],
+        "involvedObject": {"apiVersion": API_VERSION, "kind": kind, "name": test_meta["name"],
                            "namespace": namespace, "uid": test_meta.get("uid")},
         "type": event_type,
         "reason": reason,

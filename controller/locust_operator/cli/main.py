@@ -1,4 +1,5 @@
-"""The `locust-operator` command line: run, render, migrate, and wait and report for CI."""
+"""The `locust-operator` command line: run, render, migrate; wait and report for CI; history and compare
+of a series."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -14,8 +16,10 @@ import yaml
 
 from locust_operator import __version__
 from locust_operator.api.config import ConfigError, OperatorConfig, load_config
+from locust_operator.api.contract import SCHEDULE_KIND
 from locust_operator.build.migrate import MigrationError, migrate_v1
 from locust_operator.build.render import RenderError, render
+from locust_operator.cli.series import render_schedule
 from locust_operator.validation.documents import InputError, load, read_limited
 from locust_operator.validation.validator import InvalidLocustTest
 
@@ -106,6 +110,9 @@ def render_command(source: IO[bytes], output: str, config_path: str | None,
     failed = False
     for label, document in _read_documents(source, source.name):
         try:
+            if isinstance(document, dict) and document.get("kind") == SCHEDULE_KIND:
+                objects += render_schedule(document, config, datetime.now(UTC))
+                continue
             objects += render(document, config)
         except InvalidLocustTest as exc:
             failed = True
@@ -244,29 +251,38 @@ def _check_duration(ctx: click.Context, param: click.Parameter, value: str | Non
 
 
 @cli.command("wait")
-@click.argument("name")
+@click.argument("name", required=False)
 @_namespace
+@click.option("--schedule", metavar="SCHEDULE",
+              help="Wait for this LocustTestSchedule's live run, else its next one (no NAME then).")
 @click.option("--timeout", metavar="DURATION", callback=_check_duration,
               help="Give up after this long, e.g. 90s, 10m, 1h; default: wait as long as it takes.")
-def wait_command(name: str, namespace: str | None, timeout: str | None) -> None:
-    """Wait until the LocustTest NAME finishes, printing each phase change.
+def wait_command(name: str | None, namespace: str | None, schedule: str | None, timeout: str | None) -> None:
+    """Wait until the LocustTest NAME (or a schedule's next run) finishes, printing each phase change.
 
     At the end it prints the verdict and the results. Exit 0 when the test
     succeeded, 1 when it failed, 2 on timeout, when there is no such test, or
     when the API server cannot be asked.
     """
+    from locust_operator.cli.kept_report import ReportError
+    from locust_operator.cli.series import next_run
     from locust_operator.cli.status_lines import final_lines, phase
     from locust_operator.cli.wait import UNKNOWN, PhasePrinter, WaitError, exit_code, follow, parse_duration
 
+    if (name is None) == (schedule is None):
+        raise click.UsageError("give a LocustTest NAME or --schedule SCHEDULE (one of them)")
     api, namespace = _connect("wait", namespace)
-    printer = PhasePrinter(name, click.echo, lambda: time.strftime("%H:%M:%S"))
+    label = name or str(schedule)
+    printer = PhasePrinter(label, click.echo, lambda: time.strftime("%H:%M:%S"))
     seconds = None if timeout is None else parse_duration(timeout)
 
     async def follow_until_timeout() -> dict[str, Any] | None:
         deadline = asyncio.timeout(seconds)
         try:
             async with deadline:
-                return await follow(api, namespace, name, printer)
+                run = name or await next_run(api, namespace, str(schedule), click.echo)
+                printer.name = run
+                return await follow(api, namespace, run, printer)
         except TimeoutError:
             if deadline.expired():
                 return None
@@ -275,15 +291,15 @@ def wait_command(name: str, namespace: str | None, timeout: str | None) -> None:
             await api.close()
 
     try:
-        test = _ask(name, follow_until_timeout)
-    except WaitError as exc:
+        test = _ask(label, follow_until_timeout)
+    except (WaitError, ReportError) as exc:
         click.echo(str(exc), err=True)
         raise _Failed(UNKNOWN) from None
     if test is None:
         state = phase(printer.last) or "without a status (is the operator running?)"
-        click.echo(f"{name}: timed out after {timeout}, still {state}", err=True)
+        click.echo(f"{printer.name}: timed out after {timeout}, still {state}", err=True)
         raise _Failed(UNKNOWN)
-    for line in final_lines(name, namespace, test):
+    for line in final_lines(printer.name, namespace, test):
         click.echo(line)
     code = exit_code(test)
     if code:
@@ -326,6 +342,80 @@ def report_command(name: str, namespace: str | None, output: str, path: str | No
         return
     try:
         Path(path).write_bytes(content)
+    except OSError as exc:
+        click.echo(f"{path}: cannot write: {exc.strerror or exc}", err=True)
+        raise _Failed() from None
+
+
+@cli.command("history")
+@click.argument("series")
+@_namespace
+@click.option("-o", "--output", type=click.Choice(["table", "json", "html"]), default="table",
+              show_default=True, help="A table, JSON, or one self-contained HTML page with charts.")
+@click.option("--file", "path", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
+def history_command(series: str, namespace: str | None, output: str, path: str | None) -> None:
+    """The runs of SERIES (LocustTests labelled locust.io/series=SERIES), newest first.
+
+    One line per run: start, verdict, requests, RPS, p50/p95/p99, fail %, and
+    the comparison with its baseline. Exit 1 when the series has no runs.
+    """
+    from locust_operator.cli.history_view import history_html, history_json, history_rows, history_table
+    from locust_operator.cli.series import series_runs
+
+    api, namespace = _connect("history", namespace)
+
+    async def runs_and_close() -> list[dict[str, Any]]:
+        try:
+            return await series_runs(api, namespace, series)
+        finally:
+            await api.close()
+
+    rows = history_rows(_ask(series, runs_and_close))
+    if not rows:
+        click.echo(f"{series}: no LocustTest labelled locust.io/series={series} in namespace {namespace}",
+                   err=True)
+        raise _Failed()
+    views = {"table": history_table, "json": history_json}
+    text = history_html(series, namespace, rows) if output == "html" else views[output](rows)
+    _write(text if text.endswith("\n") else text + "\n", path)
+
+
+@cli.command("compare")
+@click.argument("first")
+@click.argument("second")
+@_namespace
+def compare_command(first: str, second: str, namespace: str | None) -> None:
+    """The per-request changes from the run FIRST to the run SECOND (their kept results)."""
+    from locust_operator.cli.history_view import compare_lines
+    from locust_operator.cli.kept_report import ReportError
+    from locust_operator.cli.series import result_document
+
+    api, namespace = _connect("compare", namespace)
+
+    async def both() -> tuple[Any, Any]:
+        try:
+            return (await result_document(api, namespace, first),
+                    await result_document(api, namespace, second))
+        finally:
+            await api.close()
+
+    try:
+        a_doc, b_doc = _ask(f"{first} {second}", both)
+    except ReportError as exc:
+        click.echo(str(exc), err=True)
+        raise _Failed() from None
+    for line in compare_lines(first, a_doc, second, b_doc):
+        click.echo(line)
+
+
+def _write(text: str, path: str | None) -> None:
+    if path is None:
+        click.echo(text, nl=False)
+        return
+    from pathlib import Path
+
+    try:
+        Path(path).write_text(text)
     except OSError as exc:
         click.echo(f"{path}: cannot write: {exc.strerror or exc}", err=True)
         raise _Failed() from None

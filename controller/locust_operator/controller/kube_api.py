@@ -31,7 +31,7 @@ from urllib.parse import quote
 import aiohttp
 import kopf
 
-from locust_operator.api.contract import GROUP, KIND, PLURAL, VERSION
+from locust_operator.api.contract import GROUP, KIND, PLURAL, SCHEDULE_KIND, SCHEDULE_PLURAL, VERSION
 from locust_operator.controller.metrics import API_WRITES
 from locust_operator.rules.bounded import Refused, mib, text
 
@@ -45,6 +45,7 @@ _PATHS = {
     "Event": ("/api/v1", "events"),
     "ConfigMap": ("/api/v1", "configmaps"),
     KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
+    SCHEDULE_KIND: (f"/apis/{GROUP}/{VERSION}", SCHEDULE_PLURAL),
 }
 
 
@@ -129,7 +130,7 @@ class Api(Protocol):
 
     async def read(self, kind: str, namespace: str, name: str) -> Object: ...
 
-    async def patch_status(self, namespace: str, name: str, status: Object) -> None: ...
+    async def patch_status(self, namespace: str, name: str, status: Object, kind: str = KIND) -> None: ...
 
     async def patch(self, kind: str, namespace: str, name: str, body: Object) -> None: ...
 
@@ -139,6 +140,8 @@ class Api(Protocol):
 
     async def list_labelled(self, kind: str, namespace: str, selector: str, limit: int,
                             cap: int) -> list[Object]: ...
+
+    async def delete(self, kind: str, namespace: str, name: str, uid: str) -> None: ...
 
 
 # Events read per pod, and the bytes of their list (each event can be large).
@@ -269,10 +272,10 @@ class KubeApi:
     async def read(self, kind: str, namespace: str, name: str) -> Object:
         return await self._request("GET", f"{collection_path(kind, namespace)}/{name}")
 
-    async def patch_status(self, namespace: str, name: str, status: Object) -> None:
-        API_WRITES.labels(f"{PLURAL}/status", "patch").inc()
+    async def patch_status(self, namespace: str, name: str, status: Object, kind: str = KIND) -> None:
+        API_WRITES.labels(f"{plural(kind)}/status", "patch").inc()
         await self._request(
-            "PATCH", f"{collection_path(KIND, namespace)}/{name}/status",
+            "PATCH", f"{collection_path(kind, namespace)}/{name}/status",
             {"status": status}, content_type="application/merge-patch+json", priority=STATUS)
 
     async def patch(self, kind: str, namespace: str, name: str, body: Object) -> None:
@@ -280,6 +283,14 @@ class KubeApi:
         API_WRITES.labels(plural(kind), "patch").inc()
         await self._request("PATCH", f"{collection_path(kind, namespace)}/{name}", body,
                             content_type="application/merge-patch+json")
+
+    async def delete(self, kind: str, namespace: str, name: str, uid: str) -> None:
+        """Delete an object in the background (its dependents go by garbage collection), only if
+        it is still the one with `uid` (a precondition: never a namesake created since)."""
+        API_WRITES.labels(plural(kind), "delete").inc()
+        await self._request("DELETE", f"{collection_path(kind, namespace)}/{name}",
+                            {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
+                             "preconditions": {"uid": uid}})
 
     async def list_labelled(self, kind: str, namespace: str, selector: str, limit: int,
                             cap: int) -> list[Object]:

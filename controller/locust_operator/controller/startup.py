@@ -19,6 +19,9 @@ from locust_operator.controller import credentials, handlers
 from locust_operator.controller.kube_api import KubeApi
 from locust_operator.controller.master_api import Limits, MasterClient
 from locust_operator.controller.reconciler import Object, Reconciler
+from locust_operator.controller.run_actions import utc_now
+from locust_operator.controller.schedules import ScheduleLoops
+from locust_operator.controller.series_metrics import SeriesMetrics
 from locust_operator.controller.watches import ChildWatches
 
 log = logging.getLogger("locust_operator")
@@ -126,6 +129,10 @@ def run_controller(config: OperatorConfig, liveness_port: int, metrics_port: int
     stats = MasterClient(master_limits(config))
     reconciler = Reconciler(config, api, stats, after_create=failpoint(os.environ.get(FAILPOINT_ENV)))
     watches = ChildWatches(api, reconciler, config.namespaces)
+    schedules = ScheduleLoops(api, utc_now)
+    series_metrics = SeriesMetrics()
+    if config.schedules:
+        handlers.register_schedules(kopf.get_default_registry())
     if metrics_port:
         start_http_server(metrics_port)
 
@@ -150,7 +157,8 @@ def run_controller(config: OperatorConfig, liveness_port: int, metrics_port: int
         clusterwide=not config.namespaces,
         namespaces=list(config.namespaces),
         standalone=True,
-        memo=kopf.Memo(reconciler=reconciler, watches=watches),
+        memo=kopf.Memo(reconciler=reconciler, watches=watches, schedules=schedules,
+                       series_metrics=series_metrics),
         liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
     ))
 

@@ -24,7 +24,7 @@ import yaml
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 
-from locust_operator.api.contract import API_VERSION, KIND
+from locust_operator.api.contract import API_VERSION, KIND, PLURAL, SCHEDULE_KIND, SCHEDULE_PLURAL
 from locust_operator.api.shipped import crd_path
 
 # The API server's cap on one object's metadata.annotations, keys plus values
@@ -57,15 +57,19 @@ class InvalidLocustTest(ValueError):
         self.problems = problems
 
 
+# The kinds validated here, with their CRDs' plurals.
+_PLURALS = {KIND: PLURAL, SCHEDULE_KIND: SCHEDULE_PLURAL}
+
+
 @functools.cache
-def crd() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(crd_path().read_text())
+def crd(kind: str = KIND) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(crd_path(_PLURALS[kind]).read_text())
     return loaded
 
 
 @functools.cache
-def schema() -> dict[str, Any]:
-    version = next(v for v in crd()["spec"]["versions"] if v["name"] == API_VERSION.split("/")[1])
+def schema(kind: str = KIND) -> dict[str, Any]:
+    version = next(v for v in crd(kind)["spec"]["versions"] if v["name"] == API_VERSION.split("/")[1])
     result: dict[str, Any] = version["schema"]["openAPIV3Schema"]
     return result
 
@@ -117,8 +121,8 @@ def _unknown_fields(node_schema: dict[str, Any], value: Any, path: str) -> Itera
             yield from _unknown_fields(node_schema["items"], item, _join(path, index))
 
 
-def _schema_problems(value: dict[str, Any]) -> Iterator[Problem]:
-    errors = _validator().iter_errors(value)
+def _schema_problems(value: dict[str, Any], kind: str) -> Iterator[Problem]:
+    errors = _validator(kind).iter_errors(value)
     for error in sorted(errors, key=lambda e: [str(k) for k in e.absolute_path]):
         path = ""
         for key in error.absolute_path:
@@ -130,8 +134,8 @@ def _schema_problems(value: dict[str, Any]) -> Iterator[Problem]:
 
 
 @functools.cache
-def _validator() -> Any:
-    return jsonschema.Draft7Validator(schema())
+def _validator(kind: str) -> Any:
+    return jsonschema.Draft7Validator(schema(kind))
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
@@ -321,7 +325,7 @@ def _cel_problems(node_schema: dict[str, Any], value: Any, path: str) -> Iterato
 
 
 def _identity_problems(manifest: dict[str, Any]) -> Iterator[Problem]:
-    if manifest.get("apiVersion") != API_VERSION or manifest.get("kind") != KIND:
+    if manifest.get("apiVersion") != API_VERSION or manifest.get("kind") not in _PLURALS:
         is_v1 = manifest.get("apiVersion") == "locust.io/v1"
         hint = " (use `locust-operator migrate` for v1)" if is_v1 else ""
         yield Problem(
@@ -465,11 +469,12 @@ def validate(manifest: Any) -> tuple[dict[str, Any], list[Problem]]:
     problems = annotation_size_problems(manifest)
     if problems:
         return manifest, problems
-    defaulted: dict[str, Any] = apply_defaults(schema(), manifest)
-    problems += _unknown_fields(schema(), defaulted, "")
-    problems += _schema_problems(defaulted)
+    kind_schema = schema(manifest["kind"])
+    defaulted: dict[str, Any] = apply_defaults(kind_schema, manifest)
+    problems += _unknown_fields(kind_schema, defaulted, "")
+    problems += _schema_problems(defaulted, manifest["kind"])
     if not problems:  # CEL rules only run on schema-valid objects, as in the API server
-        problems += _cel_problems(schema(), defaulted, "")
+        problems += _cel_problems(kind_schema, defaulted, "")
     return defaulted, problems
 
 
