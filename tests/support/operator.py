@@ -20,7 +20,8 @@ from tests.support.cluster import Cluster
 from tests.support.examples import ROOT
 from tests.support.ports import free_port
 
-CRD = ROOT / "charts" / "locust-operator" / "crds" / "locusttests.locust.io.yaml"
+CRDS = ROOT / "charts" / "locust-operator" / "crds"
+CRD = CRDS / "locusttests.locust.io.yaml"
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -143,12 +144,14 @@ class Operator:
 
 
 def install_crd(cluster: Cluster) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    """Both CRDs (LocustTest, LocustTestSchedule): the operator watches both kinds."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     # Not `kubectl wait`: it errors out when a new CRD has no conditions yet.
-    cluster.wait_for(lambda: cluster.kubectl(
-        "get", "crd/locusttests.locust.io", "-o",
-        "jsonpath={.status.conditions[?(@.type=='Established')].status}").stdout == "True",
-        timeout=60, what="the LocustTest CRD established")
+    for crd in ("locusttests.locust.io", "locusttestschedules.locust.io"):
+        cluster.wait_for(lambda crd=crd: cluster.kubectl(
+            "get", f"crd/{crd}", "-o",
+            "jsonpath={.status.conditions[?(@.type=='Established')].status}").stdout == "True",
+            timeout=60, what=f"the CRD {crd} established")
 
 
 class OperatorProcess(Operator):

@@ -21,13 +21,15 @@ from datetime import datetime
 from typing import Any
 
 from locust_operator.api.contract import ABORT_ANNOTATION, KIND, SCHEDULE_KIND, SCHEDULE_LABEL
+from locust_operator.api.times import timestamp
 from locust_operator.build.events import event_body
 from locust_operator.build.schedule_run import run_test
 from locust_operator.controller.kube_api import API_ERRORS, Api, ApiError
 from locust_operator.controller.metrics import ERRORS
 from locust_operator.controller.run_actions import StopFlag
 from locust_operator.rules.bounded import text
-from locust_operator.rules.schedule_plan import Plan, plan, unchanged
+from locust_operator.rules.conditions import condition
+from locust_operator.rules.schedule_plan import RUN_CREATED, Plan, plan, unchanged
 
 log = logging.getLogger("locust_operator")
 Key = tuple[str, str]
@@ -38,6 +40,8 @@ RUNS_MAX_BYTES = 32 * 1024 * 1024
 SETTLE_SECONDS = 1.0
 # After an API error, look again this soon.
 RETRY_SECONDS = 10.0
+# The reason of condition Scheduled (and of the warning) when the due run could not be created.
+NOT_CREATED = "RunNotCreated"
 
 
 def owned_by(test: Mapping[str, Any], uid: str) -> bool:
@@ -100,16 +104,26 @@ class ScheduleLoops:
             await self.api.patch(KIND, namespace, live, abort)
         for doomed in steps.delete:
             await self._delete(namespace, doomed)
-        status = dict(steps.status)
+        status, events = dict(steps.status), list(steps.events)
         if steps.create is not None:
             problem = await self._create(body, steps.create)
             if problem is not None:
-                status["conditions"] = [{**status["conditions"][0], "status": "False",
-                                         "reason": "RunNotCreated", "message": problem}]
-        for event_type, reason, message in steps.events:
+                status["conditions"] = [self._not_created(body, status["conditions"][0], problem)]
+                # the plan's RunCreated event would say the run was created
+                events = [("Warning", NOT_CREATED, problem) if reason == RUN_CREATED
+                          else (kind, reason, message) for kind, reason, message in events]
+        for event_type, reason, message in events:
             await self._event(metadata, event_type, reason, message)
         if not unchanged(body.get("status") or {}, status):
             await self.api.patch_status(namespace, metadata["name"], status, kind=SCHEDULE_KIND)
+
+    def _not_created(self, body: Mapping[str, Any], scheduled: Mapping[str, Any],
+                     problem: str) -> dict[str, Any]:
+        """The condition Scheduled when the run was not created: False, its time moved if it flips."""
+        old = condition(dict(body.get("status") or {}), "Scheduled") or {}
+        moved = old.get("status") != "False" or not old.get("lastTransitionTime")
+        return {**scheduled, "status": "False", "reason": NOT_CREATED, "message": problem,
+                "lastTransitionTime": timestamp(self.clock()) if moved else old["lastTransitionTime"]}
 
     async def _create(self, body: Mapping[str, Any], tick: datetime) -> str | None:
         """Create the run of `tick`; AlreadyExists is success when the run is ours. A problem, else None."""

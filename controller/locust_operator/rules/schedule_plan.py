@@ -72,10 +72,13 @@ def _status(previous: Mapping[str, Any], generation: int, last: datetime | None,
     live = sorted({r.name for r in runs if r.phase not in TERMINAL} | ({created} if created else set()))
     status: dict[str, Any] = {"observedGeneration": generation, "live": live,
                               "recentRuns": recent_runs(runs, RECENT_RUNS)}
+    finished = sorted((r for r in runs if r.phase in TERMINAL and r.verdict), key=lambda r: (r.tick, r.name))
+    if finished:
+        status["lastVerdict"] = finished[-1].verdict
     if last is not None:
         status["lastScheduleTime"] = timestamp(last)
-    if wake_at is not None and problem is None:
-        status["nextScheduleTime"] = timestamp(wake_at)
+    # None removes it (the status is a merge patch): a suspended or invalid schedule has no next run
+    status["nextScheduleTime"] = timestamp(wake_at) if wake_at is not None and problem is None else None
     state, reason, message = (("True", "Scheduled", "runs start on schedule") if problem is None
                               else ("False", INVALID, problem))
     old = condition(dict(previous), "Scheduled") or {}
