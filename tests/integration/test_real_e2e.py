@@ -10,7 +10,10 @@ statuses (nothing is patched), the master's REST API read through its Service.
 The scenarios run at once (one namespace, different names) to keep the module
 short: pass (3 workers, 20 s), request errors, a threshold breach, abort, a
 missing ConfigMap, a missing image; `locust-operator wait` follows the pass and
-the breach. Uses the session's real-node cluster (`real_node_cluster`).
+the breach. A LocustTestSchedule makes a run a minute meanwhile, against its own
+target, which is made slower before the third run: that run is Regressed, and
+`history -o html` shows it in a headless Chromium (tests/support/real_series.py).
+Uses the session's real-node cluster (`real_node_cluster`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support import browser
+from tests.support.real_series import SCHEDULE, series_objects, slow_target
+from tests.support.real_series import TARGET as SERIES_TARGET
 
 from .conftest import REPO_ROOT, Cluster
 
@@ -192,6 +199,8 @@ def locusttest(name: str, image: str, locustfile: str, run_time: str, workers: i
 
 
 MEASUREMENTS = REPO_ROOT / ".cluster" / "e2e-measurements.txt"
+# The history page of the scheduled series and its screenshot, kept after the run.
+SCREENSHOTS = REPO_ROOT / ".cluster" / "screenshots"
 
 
 def _measured(line: str) -> None:
@@ -218,6 +227,7 @@ class E2E:
     started: float
     watch_log: Path
     procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    image: str = ""
 
     def lotest(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = self.cluster.kubectl_json("-n", self.ns, "get", "lotest", name)
@@ -333,6 +343,10 @@ def e2e(real_node_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
         ]
         c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                                    "items": tests}))
+        # A scheduled series (real_series.py): a run a minute while the scenarios run.
+        c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                   "items": series_objects(image)}))
+        env.image = image
         for name in ("pass", "breach"):
             env.procs[f"wait-{name}"] = _wait_cli(c, ns, name)
         yield env
@@ -543,6 +557,68 @@ def test_wait_exits_0_for_the_pass_and_1_for_the_breach(e2e: E2E) -> None:
         print(f"$ python -m locust_operator wait {name} -n {e2e.ns} --timeout 3m  # exit {proc.returncode}\n"
               + out)
         assert proc.returncode == code, out
+
+
+def _runs(e2e: E2E) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = e2e.cluster.kubectl_json(
+        "-n", e2e.ns, "get", "lotest", "-l", f"locust.io/schedule={SCHEDULE}")["items"]
+    return sorted(found, key=lambda t: t["metadata"]["name"])
+
+
+def _cli(e2e: E2E, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**e2e.cluster.env, "PYTHONPATH": str(REPO_ROOT / "controller")}
+    return subprocess.run([sys.executable, "-m", "locust_operator", *args], env=env, text=True,
+                          capture_output=True, timeout=120)
+
+
+def test_scheduled_runs_regress_when_the_target_slows_down(e2e: E2E, tmp_path: Path) -> None:
+    """Three runs of a schedule against its own target, made slower before the third."""
+    c = e2e.cluster
+    passed = c.wait_for(lambda: (done := [r for r in _runs(e2e) if r.get("status", {}).get("phase")
+                                          == "Succeeded"]) and len(done) >= 2 and done,
+                        timeout=300, interval=2, what="two scheduled runs passed")
+    print(f"[{time.monotonic() - e2e.started:5.1f}s] passed runs: {[r['metadata']['name'] for r in passed]}")
+    before = {r["metadata"]["name"] for r in _runs(e2e)}
+    c.kubectl("-n", e2e.ns, "apply", "-f", "-", input=slow_target(e2e.image, 300))
+    c.run(str(c.bin_dir / "kubectl"), "-n", e2e.ns, "rollout", "status", f"deployment/{SERIES_TARGET}",
+          "--timeout=90s", timeout=100)
+    # The next run that starts after the slowdown (a live run when it came is skipped: Forbid).
+    third = c.wait_for(lambda: next((r for r in _runs(e2e) if r["metadata"]["name"] not in before
+                                     and r.get("status", {}).get("phase") in ("Succeeded", "Failed")), None),
+                       timeout=200, interval=2, what="a scheduled run after the slowdown ended")
+    status = third["status"]
+    print(f"[{time.monotonic() - e2e.started:5.1f}s] {third['metadata']['name']}: {status['phase']} "
+          f"{status.get('verdict')}: {status['result'].get('baseline')}")
+    assert (status["phase"], status["verdict"]) == ("Failed", "Regressed"), status
+    baseline = status["result"]["baseline"]
+    newest_passed = max(passed, key=lambda r: r["status"]["completionTime"])["metadata"]["name"]
+    assert baseline["runs"] == [newest_passed]
+    p95 = next(d for d in baseline["deltas"] if d["metric"] == "p95")
+    assert p95["breached"] and int(p95["measured"]) >= 300 > int(p95["baseline"])
+    assert baseline["breaches"][0].startswith(f"p95 {p95['measured']} ms vs {p95['baseline']} ms in "
+                                              f"{newest_passed} (+")
+
+    schedules = c.kubectl("-n", e2e.ns, "get", "locusttestschedules").stdout
+    history = _cli(e2e, "history", SCHEDULE, "-n", e2e.ns)
+    print(f"$ kubectl get locusttestschedules\n{schedules}\n$ locust-operator history {SCHEDULE}\n"
+          f"{history.stdout}{history.stderr}")
+    assert history.returncode == 0
+    assert history.stdout.splitlines()[1].split()[:1] == [third["metadata"]["name"]]
+    assert "Regressed" in history.stdout.splitlines()[1]
+    page = SCREENSHOTS / "history.html"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert _cli(e2e, "history", SCHEDULE, "-n", e2e.ns, "-o", "html", "--file", str(page)).returncode == 0
+    _measured(f"history page of a real series: {page}")
+    if browser.chromium(install=os.environ.get("LOCUST_OPERATOR_BROWSER_TESTS") == "1") is None:
+        print("history page not checked in a browser: no Chromium (LOCUST_OPERATOR_BROWSER_TESTS=1)")
+        return
+    shot = browser.screenshot(page, SCREENSHOTS / "history.png")
+    assert browser.png_size(shot.read_bytes()) == (1200, 1600) and shot.stat().st_size > 20_000
+    dom = browser.dom(page)
+    assert dom.count('class="point regressed"') == 3  # one per chart: p95, RPS, failures
+    assert f'data-run="{third["metadata"]["name"]}"' in dom
+    print(f"history page screenshot: {shot}")
+    _measured(f"history page screenshot (checked in headless Chromium): {shot}")
 
 
 def test_operator_stayed_alive_under_its_liveness_probe(e2e: E2E) -> None:

@@ -123,7 +123,11 @@ def plan(schedule: Mapping[str, Any], owned: Sequence[Mapping[str, Any]], now: d
         last = found.tick
         live = sorted(r.name for r in kept if r.phase not in TERMINAL)
         action = concurrency(str(spec.get("concurrencyPolicy") or "Forbid"), live)
-        if action == "skip":
+        if run_name(metadata["name"], found.tick) in {r.name for r in runs}:
+            # The tick's run exists (created before a restart, or the status that says so is not
+            # seen yet): the tick is done, not a run to skip for, nor to abort (Replace) and redo.
+            pass
+        elif action == "skip":
             events.append(("Normal", RUN_SKIPPED, f"skipped the run of {timestamp(found.tick)}: "
                            f"{', '.join(live)} still running (concurrencyPolicy Forbid)"))
         else:

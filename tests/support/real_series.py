@@ -1,0 +1,106 @@
+"""A scheduled series on the real node: its own target (whose latency the test raises),
+its locustfile, and a LocustTestSchedule whose runs compare with the last passed one.
+
+Used by tests/integration/test_real_e2e.py: the schedule is applied with the other
+scenarios and its runs happen while they run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+SCHEDULE = "nightly"
+TARGET = "series-target"
+# Waits DELAY_MS before each answer: 0 at first, raised before the third run.
+TARGET_SCRIPT = """
+import http.server
+import os
+import time
+
+DELAY = int(os.environ.get("DELAY_MS", "0")) / 1000
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(DELAY)
+        body = b"ok\\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 256
+    daemon_threads = True
+
+
+Server(("", 8080), Handler).serve_forever()
+"""
+LOCUSTFILE = """
+from locust import HttpUser, constant, task
+
+
+class Visitor(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def visit(self):
+        self.client.get("/checkout")
+"""
+
+
+def _configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def _target(image: str, delay_ms: int) -> list[dict[str, Any]]:
+    labels = {"app": TARGET}
+    container = {
+        "name": "target", "image": image, "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", "/srv/target.py"], "ports": [{"containerPort": 8080}],
+        "env": [{"name": "DELAY_MS", "value": str(delay_ms)}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "script", "mountPath": "/srv"}],
+    }
+    return [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": TARGET},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                  # The slow target replaces the fast one before it answers: no run sees both.
+                  "strategy": {"type": "Recreate"},
+                  "template": {"metadata": {"labels": labels}, "spec": {
+                      "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000},
+                      "terminationGracePeriodSeconds": 1, "containers": [container],
+                      "volumes": [{"name": "script", "configMap": {"name": f"{TARGET}-script"}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": TARGET},
+         "spec": {"selector": labels, "ports": [{"port": 8080, "targetPort": 8080}]}},
+    ]
+
+
+def series_objects(image: str) -> list[dict[str, Any]]:
+    """The target, the locustfile and the schedule: a run a minute, each compared with the last
+    passed run (p95 at most 50% higher)."""
+    files = "/lotest/src/series.py"
+    schedule = {
+        "apiVersion": "locust.io/v2", "kind": "LocustTestSchedule", "metadata": {"name": SCHEDULE},
+        "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Forbid", "successfulRunsHistoryLimit": 5,
+                 "failedRunsHistoryLimit": 2, "template": {"spec": {
+                     "image": image,
+                     "master": {"command": f"--locustfile {files} --host http://{TARGET}:8080 -u 2 -r 2 "
+                                           "--run-time 12s", "autoquit": {"timeout": 8}},
+                     "worker": {"command": f"--locustfile {files}", "replicas": 1},
+                     "testFiles": {"configMapRef": "series-locustfile"},
+                     "baseline": {"responseTimeMs": {"p95": "+50%"}},
+                 }}}}
+    return [_configmap(f"{TARGET}-script", {"target.py": TARGET_SCRIPT}),
+            _configmap("series-locustfile", {"series.py": LOCUSTFILE}), *_target(image, 0), schedule]
+
+
+def slow_target(image: str, delay_ms: int) -> str:
+    """The target's Deployment answering `delay_ms` later (kubectl apply input)."""
+    return json.dumps(_target(image, delay_ms)[0])
