@@ -1,21 +1,13 @@
-"""How much etcd grows per kept run: 100 LocustTests and their results ConfigMaps.
+"""How much etcd grows per kept run: LocustTests with a final status and their results ConfigMaps.
 
-Starts its own local control plane (`scripts/cluster up`, CLUSTER_DIR in a temp
-dir, brought down at the end) and installs the LocustTest CRD. Gets one real
-run's results (a real Locust master and 2 workers on loopback for ~5 s, 20
-request names, every 20th request of a path answers 500, read from the
-master's REST API as the controller reads them) and packs them with
-`report_texts` + `configmap_data` as the operator does. Then, per variant, in a
-fresh namespace: 100 LocustTests with a final status (written through the
-status subresource), then their 100 `<name>-results` ConfigMaps:
-
-  (a) every run keeps its HTML report;
-  (b) only the newest 10 runs keep it (the other 90 without `report.html.gz`).
-
-Around each step etcd (the cluster's own) is compacted and defragmented; its
-`etcd_mvcc_db_total_size_in_bytes` and `..._in_use_in_bytes` metrics are read
-before, right after the writes, and after another compaction + defrag. Baseline:
-the JSON bytes sent, and the bytes of the values etcd holds for those keys.
+On its own local control plane (`scripts/cluster up` in a temp CLUSTER_DIR, `down` at the end), with
+the LocustTest CRD: one real Locust run's results (master + 2 workers on loopback, 20 request names,
+every 20th request of a path fails), packed by `report_texts` + `configmap_data` as the operator does;
+per variant, in a fresh namespace, 100 LocustTests (status through the status subresource), then their
+`<name>-results` ConfigMaps: (a) all with the HTML report, (b) only the newest 10. etcd's
+`etcd_mvcc_db_total_size_in_bytes` / `_in_use_in_bytes` are read after a compaction + defrag (through
+its gRPC gateway), right after each step's writes and after another compaction + defrag. Baselines:
+the JSON bytes sent, and the bytes of the values etcd holds under those keys.
 
     python -m benchmarks.etcd_growth [--runs 100] [--keep-report 10] [--run-time 5s]
 """
@@ -24,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +31,7 @@ from typing import Any
 
 from kubernetes import client, config
 from tests.support.cluster import Cluster, cluster_env, cluster_script
+from tests.support.operator import wait_until
 from tests.support.real_locust import http_target, locust_run
 
 from benchmarks.harness import create_namespace, locust_test
@@ -46,8 +40,7 @@ from locust_operator.api.contract import GROUP, PLURAL, REPORT_HTML_KEY, VERSION
 from locust_operator.build.results_configmap import results_configmap
 from locust_operator.rules.results import Packed, configmap_data, parse_requests_csv, report_texts, summary
 
-ROOT = Path(__file__).resolve().parent.parent
-CRD = ROOT / "charts" / "locust-operator" / "crds" / "locusttests.locust.io.yaml"
+CRD = Path(__file__).resolve().parents[1] / "charts/locust-operator/crds/locusttests.locust.io.yaml"
 NOW = "2026-11-27T03:00:00Z"
 
 
@@ -62,13 +55,13 @@ def real_results(endpoints: int, run_time: str) -> tuple[dict[str, Any], dict[st
             Path(tmp), target, run_time=run_time, autoquit=30, users=10,
             locustfile_text=locustfile(endpoints)) as run:
         base = f"http://127.0.0.1:{run.web_port}"
-        while True:
-            try:
-                if json.loads(_get(base + "/stats/requests")).get("state") == "stopped":
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
+
+        def stopped() -> bool:
+            with contextlib.suppress(OSError):
+                return bool(json.loads(_get(base + "/stats/requests")).get("state") == "stopped")
+            return False
+
+        wait_until(stopped, 120, 0.5, "the Locust run to stop")
         time.sleep(4)  # the workers' last report (Locust's 3 s interval)
         csv, failures, html = (_get(base + path) for path in
                                ("/stats/requests/csv", "/stats/failures/csv", "/stats/report?download=1"))
@@ -92,32 +85,31 @@ class Etcd:
 
     def sizes(self) -> tuple[int, int]:
         """etcd_mvcc_db_total_size_in_bytes, etcd_mvcc_db_total_size_in_use_in_bytes."""
-        text = _get(self.url + "/metrics")
-
-        def metric(name: str) -> int:
-            found = re.search(rf"^{name} (\S+)$", text, re.M)
-            assert found, f"no {name} in etcd's metrics"
-            return int(float(found.group(1)))
-
-        return metric("etcd_mvcc_db_total_size_in_bytes"), metric("etcd_mvcc_db_total_size_in_use_in_bytes")
+        found = dict(line.split(" ", 1) for line in _get(self.url + "/metrics").splitlines()
+                     if line.startswith("etcd_mvcc_db_total_size_in_"))
+        return (int(float(found["etcd_mvcc_db_total_size_in_bytes"])),
+                int(float(found["etcd_mvcc_db_total_size_in_use_in_bytes"])))
 
     def compact_defrag(self) -> None:
         revision = int(self.call("maintenance/status", {})["header"]["revision"])
-        self.call("kv/compaction", {"revision": revision, "physical": True})
+        try:
+            self.call("kv/compaction", {"revision": revision, "physical": True})
+        except urllib.error.HTTPError as exc:  # nothing written since the last compaction
+            if b"compacted" not in exc.read():
+                raise
         self.call("maintenance/defragment", {})
 
-    def value_bytes(self, prefix: str) -> tuple[int, int]:
-        """Keys under `prefix` and the bytes of their values (what the API server stored)."""
+    def value_bytes(self, prefix: str) -> int:
+        """The bytes of the values under `prefix`: what the API server stored."""
         key, end = prefix.encode(), prefix[:-1].encode() + bytes([ord(prefix[-1]) + 1])
-        count = total = 0
+        total = 0
         while True:
             page = self.call("kv/range", {"key": base64.b64encode(key).decode(),
                                           "range_end": base64.b64encode(end).decode(), "limit": 10})
             kvs = page.get("kvs", [])
-            count += len(kvs)
             total += sum(len(base64.b64decode(kv.get("value", ""))) for kv in kvs)
             if not page.get("more") or not kvs:
-                return count, total
+                return total
             key = base64.b64decode(kvs[-1]["key"]) + b"\x00"
 
 
@@ -136,11 +128,12 @@ def measure(etcd: Etcd, step: Step, prefix: str, write: Any) -> Step:
     etcd.compact_defrag()
     size0, _ = etcd.sizes()
     step.sent = write()
+    time.sleep(1)  # etcd commits its backend every 100 ms: the sizes follow
     size1, use1 = etcd.sizes()
     etcd.compact_defrag()
     size2, _ = etcd.sizes()
     step.grown, step.in_use, step.compacted = size1 - size0, use1 - size0, size2 - size0
-    step.stored = etcd.value_bytes(prefix)[1]
+    step.stored = etcd.value_bytes(prefix)
     return step
 
 
@@ -149,21 +142,17 @@ def _size(body: Any) -> int:
 
 
 def final_status(result: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    conditions = [{"type": kind, "status": state, "reason": reason, "message": message,
+    conditions = [{"type": kind, "status": "True", "reason": "TestSucceeded", "message": f"{kind}: done",
                    "lastTransitionTime": NOW, "observedGeneration": 1}
-                  for kind, state, reason, message in (
-                      ("Ready", "True", "MasterReady", "the master is ready"),
-                      ("WorkersConnected", "True", "AllConnected", "2 of 2 workers connected"),
-                      ("TestCompleted", "True", "TestSucceeded", "the test passed"),
-                      ("Finished", "True", "TestSucceeded", "the test ended"),
-                      ("PodsHealthy", "True", "PodsHealthy", "no pod problems seen"),
-                      ("JobsStopped", "True", "JobsFinished", "both Jobs finished"))]
+                  for kind in ("Ready", "WorkersConnected", "TestCompleted", "Finished", "PodsHealthy",
+                               "JobsStopped")]
     return {"status": {
         "phase": "Succeeded", "observedGeneration": 1, "expectedWorkers": 2, "connectedWorkers": 2,
         "startTime": NOW, "completionTime": NOW, "verdict": "TestSucceeded",
         "locust": {"state": "stopped", "workerCount": 2, "userCount": 10, "maxUserCount": 10,
                    "maxWorkerCount": 2, "totalRps": result["rps"], "failRatio": result["failRatio"],
-                   "failPercent": "5.0", "responseTimeP50Ms": "1", "responseTimeP95Ms": "3"},
+                   "failPercent": f"{float(result['failRatio']) * 100:.2f}", "responseTimeP50Ms": "1",
+                   "responseTimeP95Ms": "3"},
         "result": {**result, "report": report}, "conditions": conditions}}
 
 
@@ -173,7 +162,7 @@ def variant(api: client.ApiClient, etcd: Etcd, name: str, runs: int, keep_report
     namespace = f"etcd-{name[1]}-{secrets.token_hex(2)}"
     create_namespace(api, namespace)
     custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
-    tests: list[dict[str, Any]] = []
+    tests: list[Any] = []
 
     def packed(i: int) -> Packed:
         return full if i >= runs - keep_report else bare
@@ -184,9 +173,7 @@ def variant(api: client.ApiClient, etcd: Etcd, name: str, runs: int, keep_report
             test = locust_test(f"run-{i:03d}", namespace)
             test["metadata"]["labels"] = {"locust.io/series": "nightly"}
             sent += _size(test)
-            created: dict[str, Any] = custom.create_namespaced_custom_object(  # type: ignore[assignment]
-                GROUP, VERSION, namespace, PLURAL, test)
-            tests.append(created)
+            tests.append(custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, test))
             status = final_status(result, {"configMap": results_name(f"run-{i:03d}"), "keys": packed(i).keys})
             sent += _size(status)
             custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, f"run-{i:03d}",
@@ -201,10 +188,9 @@ def variant(api: client.ApiClient, etcd: Etcd, name: str, runs: int, keep_report
             core.create_namespaced_config_map(namespace, body)
         return sent
 
-    with_report = min(keep_report, runs)
     return (measure(etcd, Step(name, f"{runs} LocustTests + status"),
                     f"/registry/{GROUP}/{PLURAL}/{namespace}/", write_tests),
-            measure(etcd, Step(name, f"{runs} ConfigMaps, {with_report} with report"),
+            measure(etcd, Step(name, f"{runs} ConfigMaps, {min(keep_report, runs)} with report"),
                     f"/registry/configmaps/{namespace}/", write_configmaps))
 
 
@@ -221,11 +207,8 @@ def print_tables(steps: list[Step], runs: int, texts: dict[str, str], full: Pack
         mine = [s for s in steps if s.variant == name]
         total = [sum(getattr(s, f) for s in mine) for f in ("sent", "stored", "grown", "in_use", "compacted")]
         rows.append((name, "total", *map(kb, total), kb(total[4] / runs), f"{total[4] / total[0]:.2f}"))
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    for row in (header, ("---",) * len(header), *rows):
+        print("| " + " | ".join(row) + " |")
     print("\none results ConfigMap with the report, by key (bytes):")
     print("| key | text | stored |\n|---|---|---|")
     for key, text in texts.items():
@@ -259,7 +242,9 @@ def main() -> None:
     try:
         cluster = Cluster(cluster_dir / "kubeconfig", bin_dir, env, cluster_dir)
         cluster.kubectl("create", "-f", str(CRD))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/locusttests.locust.io", "--timeout=60s")
+        cluster.wait_for(lambda: cluster.kubectl("get", "crd/locusttests.locust.io", "-o", "jsonpath="
+                         "{.status.conditions[?(@.type=='Established')].status}").stdout == "True",
+                         timeout=60, what="the LocustTest CRD")
         ports = dict(line.split("=", 1) for line in (cluster_dir / "ports.env").read_text().split())
         etcd = Etcd(int(ports["ETCD_CLIENT_PORT"]))
         config.load_kube_config(config_file=str(cluster_dir / "kubeconfig"))  # type: ignore[no-untyped-call]
@@ -272,6 +257,7 @@ def main() -> None:
     finally:
         cluster_script("down", env=env, capture=True)
         shutil.rmtree(cluster_dir, ignore_errors=True)
+
 
 if __name__ == "__main__":
     main()

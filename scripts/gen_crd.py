@@ -486,7 +486,8 @@ def _schedule(locust_test: dict[str, Any]) -> dict[str, Any]:
 def generate() -> dict[Path, str]:
     """The text of each generated CRD, by its path."""
     locust_test = _locust_test()
-    return {TARGET: _dump(locust_test, SOURCE), SCHEDULE_TARGET: _dump(_schedule(locust_test), SCHEDULE_SOURCE)}
+    return {TARGET: _dump(locust_test, SOURCE),
+            SCHEDULE_TARGET: _dump(_schedule(locust_test), SCHEDULE_SOURCE)}
 
 
 def main(argv: list[str]) -> int:

@@ -132,6 +132,8 @@ class ScheduleLoops:
             await self.api.create(run)
             return None
         except ApiError as exc:
+            if exc.status >= 500 or exc.status == 429:
+                raise  # the server's trouble: the look is retried soon, the tick not yet done
             if exc.status != 409:
                 return f"run {run['metadata']['name']} not created: {text(exc.message, 500)}"
         existing = await self.api.read(KIND, body["metadata"]["namespace"], run["metadata"]["name"])
