@@ -305,7 +305,8 @@ def test_suspended_nothing_is_created_but_history_is_pruned() -> None:
     assert steps.status["nextScheduleTime"] is None  # removed by the merge patch: no next run
     assert not unchanged(previous, steps.status)
     assert steps.status["live"] == ["nightly-20261118-0300", "nightly-20261119-0300"]
-    assert steps.status["conditions"] == [scheduled()]
+    assert steps.status["conditions"] == [
+        scheduled(NOW, "False", "Suspended", "spec.suspend is true: no new runs")]
 
 
 INVALID = [
@@ -349,10 +350,12 @@ def test_an_invalid_schedule_says_which_field_and_creates_nothing(spec: dict[str
      {"schedule": "61 * * * *"},
      scheduled(utc(2026, 11, 2), "False", "InvalidSchedule",
                'spec.schedule: "61 * * * *": minute 61 out of range 0-59')),
-    (scheduled(utc(2026, 11, 2), "False", "RunNotCreated", "run x not created"), {"suspend": True},
+    (scheduled(utc(2026, 11, 2), "False", "RunNotCreated", "run x not created"), {},
      scheduled(NOW)),
+    (scheduled(utc(2026, 11, 2), "False", "RunNotCreated", "run x not created"), {"suspend": True},
+     scheduled(utc(2026, 11, 2), "False", "Suspended", "spec.suspend is true: no new runs")),
 ], ids=["stays True", "False to True", "no time yet", "True to False", "stays False",
-        "RunNotCreated to True"])
+        "RunNotCreated to True", "RunNotCreated to Suspended"])
 def test_the_condition_time_moves_when_it_flips(old: dict[str, Any], spec: dict[str, Any],
                                                 expected: dict[str, Any]) -> None:
     steps = plan(schedule(spec, {"lastScheduleTime": "2026-12-01T03:00:00Z", "conditions": [old]}), [], NOW)

@@ -431,8 +431,11 @@ def test_a_suspended_schedule_drops_its_next_time() -> None:
               "observedGeneration": 2, "conditions": [scheduled(when=TICK)]}
     body = schedule({"suspend": True}, status)
     assert look(api, body) == IDLE_SECONDS
-    assert api.statuses == [{**status, "nextScheduleTime": None}]  # None: the merge patch removes it
-    body["status"] = {key: value for key, value in status.items() if key != "nextScheduleTime"}
+    suspended = scheduled("False", "Suspended", "spec.suspend is true: no new runs", when=NOW)
+    # None: the merge patch removes it
+    assert api.statuses == [{**status, "nextScheduleTime": None, "conditions": [suspended]}]
+    body["status"] = {key: value for key, value in {**status, "conditions": [suspended]}.items()
+                      if key != "nextScheduleTime"}
     look(api, body)
     assert len(api.statuses) == 1
 

@@ -34,7 +34,7 @@ IDLE_SECONDS = 300
 RECENT_RUNS = 5
 # Event reasons of a schedule.
 RUN_CREATED, RUN_SKIPPED, RUN_REPLACED, MISSED = "RunCreated", "RunSkipped", "RunReplaced", "MissedSchedule"
-RUN_DELETED, INVALID = "RunDeleted", "InvalidSchedule"
+RUN_DELETED, INVALID, SUSPENDED = "RunDeleted", "InvalidSchedule", "Suspended"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +67,9 @@ def run_view(test: Mapping[str, Any]) -> RunView:
 
 
 def _status(previous: Mapping[str, Any], generation: int, last: datetime | None, wake_at: datetime | None,
-            runs: Sequence[RunView], now: datetime, problem: str | None,
+            runs: Sequence[RunView], now: datetime, problem: tuple[str, str] | None,
             created: str | None) -> dict[str, Any]:
+    """The schedule's status; `problem` is (reason, message) of a schedule that makes no runs."""
     live = sorted({r.name for r in runs if r.phase not in TERMINAL} | ({created} if created else set()))
     status: dict[str, Any] = {"observedGeneration": generation, "live": live,
                               "recentRuns": recent_runs(runs, RECENT_RUNS)}
@@ -79,8 +80,8 @@ def _status(previous: Mapping[str, Any], generation: int, last: datetime | None,
         status["lastScheduleTime"] = timestamp(last)
     # None removes it (the status is a merge patch): a suspended or invalid schedule has no next run
     status["nextScheduleTime"] = timestamp(wake_at) if wake_at is not None and problem is None else None
-    state, reason, message = (("True", "Scheduled", "runs start on schedule") if problem is None
-                              else ("False", INVALID, problem))
+    state, reason, message = ("True", "Scheduled", "runs start on schedule") if problem is None else (
+        "False", *problem)
     old = condition(dict(previous), "Scheduled") or {}
     moved = old.get("status") != state or not old.get("lastTransitionTime")
     status["conditions"] = [{"type": "Scheduled", "status": state, "reason": reason,
@@ -104,11 +105,12 @@ def plan(schedule: Mapping[str, Any], owned: Sequence[Mapping[str, Any]], now: d
     try:
         cadence = parse_cadence(spec["schedule"], spec.get("timeZone"))
     except ScheduleError as exc:
-        status = _status(previous, generation, last, None, kept, now, str(exc), None)
+        status = _status(previous, generation, last, None, kept, now, (INVALID, str(exc)), None)
         return Plan(delete=delete, events=tuple(events), status=status,
                     wake_at=now + timedelta(seconds=IDLE_SECONDS))
     if spec.get("suspend"):
-        status = _status(previous, generation, last, None, kept, now, None, None)
+        status = _status(previous, generation, last, None, kept, now,
+                         (SUSPENDED, "spec.suspend is true: no new runs"), None)
         return Plan(delete=delete, events=tuple(events), status=status,
                     wake_at=now + timedelta(seconds=IDLE_SECONDS))
     created = _time(metadata.get("creationTimestamp")) or now
