@@ -10,7 +10,7 @@ statuses (nothing is patched), the master's REST API read through its Service.
 The scenarios run at once (one namespace, different names) to keep the module
 short: pass (3 workers, 20 s), request errors, a threshold breach, abort, a
 missing ConfigMap, a missing image; `locust-operator wait` follows the pass and
-the breach. A LocustTestSchedule makes a run a minute meanwhile, against its own
+the breach. Then a LocustTestSchedule makes a run a minute against its own
 target, which is made slower before the third run: that run is Regressed, and
 `history -o html` shows it in a headless Chromium (tests/support/real_series.py).
 Uses the session's real-node cluster (`real_node_cluster`).
@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from tests.support import browser
-from tests.support.real_series import SCHEDULE, series_objects, slow_target
+from tests.support.real_series import SCHEDULE, schedule, series_objects, slow_target
 from tests.support.real_series import TARGET as SERIES_TARGET
 
 from .conftest import REPO_ROOT, Cluster
@@ -343,7 +343,7 @@ def e2e(real_node_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
         ]
         c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                                    "items": tests}))
-        # A scheduled series (real_series.py): a run a minute while the scenarios run.
+        # The target of a scheduled series (real_series.py); the schedule comes later.
         c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                                    "items": series_objects(image)}))
         env.image = image
@@ -574,6 +574,7 @@ def _cli(e2e: E2E, *args: str) -> subprocess.CompletedProcess[str]:
 def test_scheduled_runs_regress_when_the_target_slows_down(e2e: E2E, tmp_path: Path) -> None:
     """Three runs of a schedule against its own target, made slower before the third."""
     c = e2e.cluster
+    c.kubectl("-n", e2e.ns, "apply", "-f", "-", input=json.dumps(schedule(e2e.image)))
     passed = c.wait_for(lambda: (done := [r for r in _runs(e2e) if r.get("status", {}).get("phase")
                                           == "Succeeded"]) and len(done) >= 2 and done,
                         timeout=300, interval=2, what="two scheduled runs passed")

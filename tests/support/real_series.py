@@ -1,8 +1,8 @@
 """A scheduled series on the real node: its own target (whose latency the test raises),
 its locustfile, and a LocustTestSchedule whose runs compare with the last passed one.
 
-Used by tests/integration/test_real_e2e.py: the schedule is applied with the other
-scenarios and its runs happen while they run.
+Used by tests/integration/test_real_e2e.py: the target is deployed with the other
+scenarios, the schedule once they are done (its runs would load the node meanwhile).
 """
 
 from __future__ import annotations
@@ -83,10 +83,15 @@ def _target(image: str, delay_ms: int) -> list[dict[str, Any]]:
 
 
 def series_objects(image: str) -> list[dict[str, Any]]:
-    """The target, the locustfile and the schedule: a run a minute, each compared with the last
-    passed run (p95 at most 50% higher)."""
+    """The target and the locustfile."""
+    return [_configmap(f"{TARGET}-script", {"target.py": TARGET_SCRIPT}),
+            _configmap("series-locustfile", {"series.py": LOCUSTFILE}), *_target(image, 0)]
+
+
+def schedule(image: str) -> dict[str, Any]:
+    """A run a minute, each compared with the last passed run (p95 at most 50% higher)."""
     files = "/lotest/src/series.py"
-    schedule = {
+    return {
         "apiVersion": "locust.io/v2", "kind": "LocustTestSchedule", "metadata": {"name": SCHEDULE},
         "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Forbid", "successfulRunsHistoryLimit": 5,
                  "failedRunsHistoryLimit": 2, "template": {"spec": {
@@ -97,8 +102,6 @@ def series_objects(image: str) -> list[dict[str, Any]]:
                      "testFiles": {"configMapRef": "series-locustfile"},
                      "baseline": {"responseTimeMs": {"p95": "+50%"}},
                  }}}}
-    return [_configmap(f"{TARGET}-script", {"target.py": TARGET_SCRIPT}),
-            _configmap("series-locustfile", {"series.py": LOCUSTFILE}), *_target(image, 0), schedule]
 
 
 def slow_target(image: str, delay_ms: int) -> str:
