@@ -521,3 +521,12 @@ def test_a_look_with_nothing_new_is_unchanged() -> None:
     again = plan(schedule(status=dict(first.status)), [LIVE, DONE], utc(2026, 12, 1, 10))
     assert again.status == first.status
     assert unchanged(first.status, again.status)
+
+
+def test_live_runs_shown_are_bounded_by_the_crd() -> None:
+    many = [{"metadata": {"name": f"nightly-2026{i:04d}-0300",
+                          "annotations": {"operator.locust.io/scheduled-time": "2026-11-01T03:00:00Z"}},
+             "status": {"phase": "Running"}} for i in range(150)]
+    status = plan(schedule({"concurrencyPolicy": "Allow"}), many, NOW).status
+    assert len(status["live"]) == 100
+    assert status["live"][-1] == "nightly-20261201-0300"  # the run created now is among them

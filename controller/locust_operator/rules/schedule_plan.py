@@ -32,6 +32,8 @@ from locust_operator.rules.schedule import (
 # A suspended or invalid schedule looks again this often (a spec change wakes it sooner).
 IDLE_SECONDS = 300
 RECENT_RUNS = 5
+# status.live lists at most this many (the CRD's maxItems; Allow can start more), the newest.
+MAX_LIVE_SHOWN = 100
 # Event reasons of a schedule.
 RUN_CREATED, RUN_SKIPPED, RUN_REPLACED, MISSED = "RunCreated", "RunSkipped", "RunReplaced", "MissedSchedule"
 RUN_DELETED, INVALID, SUSPENDED = "RunDeleted", "InvalidSchedule", "Suspended"
@@ -71,7 +73,7 @@ def _status(previous: Mapping[str, Any], generation: int, last: datetime | None,
             created: str | None) -> dict[str, Any]:
     """The schedule's status; `problem` is (reason, message) of a schedule that makes no runs."""
     live = sorted({r.name for r in runs if r.phase not in TERMINAL} | ({created} if created else set()))
-    status: dict[str, Any] = {"observedGeneration": generation, "live": live,
+    status: dict[str, Any] = {"observedGeneration": generation, "live": live[-MAX_LIVE_SHOWN:],
                               "recentRuns": recent_runs(runs, RECENT_RUNS)}
     finished = sorted((r for r in runs if r.phase in TERMINAL and r.verdict), key=lambda r: (r.tick, r.name))
     if finished:
