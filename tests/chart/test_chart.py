@@ -129,7 +129,7 @@ NAMESPACED_RULES = {
     ("", "services"): {"get", "list", "watch", "create"},
     ("", "pods"): {"list", "watch"},
     ("", "pods/log"): {"get"},  # the master's final stats when its REST API was not read
-    ("", "configmaps"): {"create"},  # the results ConfigMap
+    ("", "configmaps"): {"create", "delete"},  # the results; an old run's report (keepReportRuns)
     # list: a stuck pod's FailedMount events (the kubelet reports a missing ConfigMap only there)
     ("", "events"): {"create", "list"},
 }
@@ -209,12 +209,13 @@ def test_rbac_has_no_wildcards_secrets_or_deletes_but_of_runs(render: Render, ar
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[field], f"{role['kind']} has a wildcard in {field}: {rule}"
             assert "secrets" not in rule["resources"], rule
-            # ConfigMaps may hold test data: create only (the results ConfigMap), never read.
+            # ConfigMaps may hold test data: create (the results), delete (an old run's report,
+            # with schedules), never read.
             if "configmaps" in rule["resources"]:
-                assert (rule["resources"], rule["verbs"]) == (["configmaps"], ["create"]), rule
-            # delete: only LocustTests (a schedule's runs past its history limits).
+                assert (rule["resources"], rule["verbs"]) == (["configmaps"], ["create", "delete"]), rule
+            # delete: only LocustTests (a schedule's runs past its history limits) and ConfigMaps.
             forbidden = {"deletecollection", "escalate", "bind", "impersonate"} | (
-                set() if rule["resources"] == ["locusttests"] else {"delete"})
+                set() if rule["resources"] in (["locusttests"], ["configmaps"]) else {"delete"})
             assert not forbidden & set(rule["verbs"]), rule
             assert "nonResourceURLs" not in rule and "resourceNames" not in rule, rule
 
@@ -223,6 +224,7 @@ def test_rbac_without_schedules_has_no_delete_and_no_schedule_rules(render: Rend
     role = one(render("--set", "config.schedules=false"), "ClusterRole")
     rules = rule_map(role)
     assert rules[("locust.io", "locusttests")] == {"list", "watch", "patch"}
+    assert rules[("", "configmaps")] == {"create"}
     assert ("locust.io", "locusttestschedules") not in rules
     assert not any("delete" in verbs for verbs in rules.values())
 

@@ -85,9 +85,10 @@ def test_helm_install_run_a_test_and_uninstall(cluster: Cluster, namespace: str,
         return cluster.run(str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig),
                            "auth", "can-i", *args, check=False).stdout.strip()
 
-    denied = [("get", "secrets"), ("list", "secrets"), ("get", "configmaps"), ("delete", "jobs"),
-              ("create", "deployments"), ("update", "locusttests"), ("create", "pods"), ("*", "*"),
-              ("delete", "locusttests"), ("create", "customresourcedefinitions")]
+    # delete of LocustTests and ConfigMaps: a schedule's old runs and reports (config.schedules).
+    denied = [("get", "secrets"), ("list", "secrets"), ("get", "configmaps"), ("list", "configmaps"),
+              ("delete", "jobs"), ("create", "deployments"), ("update", "locusttests"), ("create", "pods"),
+              ("*", "*"), ("deletecollection", "locusttests"), ("create", "customresourcedefinitions")]
     for verb, resource in denied:
         assert can_i(verb, resource, "-n", tests_namespace) == "no", (verb, resource)
     assert can_i("create", "jobs", "-n", "default") == "no"  # not a watched namespace

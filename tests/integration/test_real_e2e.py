@@ -599,6 +599,23 @@ def test_scheduled_runs_regress_when_the_target_slows_down(e2e: E2E, tmp_path: P
     assert baseline["breaches"][0].startswith(f"p95 {p95['measured']} ms vs {p95['baseline']} ms in "
                                               f"{newest_passed} (+")
 
+    # keepReportRuns 1: the newest run keeps its HTML report apart, the older ones lose theirs
+    # (a report exists when the results came from the master's API, the normal path).
+    oldest = min(passed, key=lambda r: r["status"]["completionTime"])
+    if "reportConfigMap" in oldest["status"]["result"].get("report", {}):
+        name = oldest["metadata"]["name"]
+        dropped = c.wait_for(lambda: (s := e2e.status(name))["result"]["report"].get("reportDropped") and s,
+                             timeout=60, interval=1, what=f"{name}'s report dropped")
+        assert "reportConfigMap" not in dropped["result"]["report"]
+        assert c.kubectl("-n", e2e.ns, "get", "configmap", f"{name}-report", check=False).returncode != 0
+        assert c.kubectl("-n", e2e.ns, "get", "configmap", f"{name}-results", check=False).returncode == 0
+    else:
+        print(f"keepReportRuns not checked: {oldest['metadata']['name']} kept no report "
+              f"(results from {oldest['status']['result'].get('source')})")
+    apart = status["result"].get("report", {}).get("reportConfigMap")
+    if apart:
+        assert c.kubectl("-n", e2e.ns, "get", "configmap", apart["name"], check=False).returncode == 0
+
     schedules = c.kubectl("-n", e2e.ns, "get", "locusttestschedules").stdout
     history = _cli(e2e, "history", SCHEDULE, "-n", e2e.ns)
     print(f"$ kubectl get locusttestschedules\n{schedules}\n$ locust-operator history {SCHEDULE}\n"

@@ -154,3 +154,22 @@ def test_a_configmap_of_another_owner_is_not_reported() -> None:
                   {"name": "demo-results", "ownerReferences": [{"controller": True, "uid": "u2"}]}):
         with pytest.raises(ReportError, match="does not belong to this test"):
             _fetch({TEST_PATH: test, _cm_path("demo-results"): {**CONFIGMAP, "metadata": other}}, "json")
+
+
+def test_html_kept_apart_is_read_from_its_own_configmap() -> None:
+    test = {"status": {"phase": "Succeeded", "result": {"report": {
+        "configMap": "demo-results", "reportConfigMap": {"name": "demo-report", "uid": "r1"}}}}}
+    apart = {"data": {"report.html": "<html>apart</html>"}}
+    objects = {TEST_PATH: test, _cm_path("demo-results"): {"data": {"result.json": "{}"}},
+               _cm_path("demo-report"): apart}
+    assert _fetch(objects) == b"<html>apart</html>"
+    assert _fetch(objects, "json") == b"{}"
+
+
+def test_a_dropped_html_report_says_why_and_what_to_try() -> None:
+    test = {"status": {"phase": "Succeeded", "result": {"report": {
+        "configMap": "demo-results", "reportDropped": "kept for the newest runs only (keepReportRuns)"}}}}
+    with pytest.raises(ReportError) as error:
+        _fetch({TEST_PATH: test, _cm_path("demo-results"): CONFIGMAP})
+    assert str(error.value) == ("demo: no HTML report any more (kept for the newest runs only "
+                                "(keepReportRuns)); try -o json")

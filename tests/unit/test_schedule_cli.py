@@ -28,7 +28,8 @@ def test_render_shows_the_next_run_and_its_objects() -> None:
     # 29 March is Riga's spring-forward day: 03:00 does not exist (03:00 EET -> 04:00 EEST), so the
     # run is at 04:00 EEST, 01:00 UTC (as Debian cron does), not skipped.
     assert run["metadata"]["name"] == "nightly-20260329-0100"
-    assert run["metadata"]["annotations"]["operator.locust.io/scheduled-time"] == "2026-03-29T01:00:00Z"
+    assert run["metadata"]["annotations"] == {"operator.locust.io/scheduled-time": "2026-03-29T01:00:00Z",
+                                              "operator.locust.io/separate-report": "true"}  # keepReportRuns
     assert run["metadata"]["labels"] == {"team": "checkout", "locust.io/series": "nightly",
                                          "locust.io/schedule": "nightly"}
     assert run["spec"]["baseline"]["medianOf"] == 3

@@ -530,3 +530,25 @@ def test_live_runs_shown_are_bounded_by_the_crd() -> None:
     status = plan(schedule({"concurrencyPolicy": "Allow"}), many, NOW).status
     assert len(status["live"]) == 100
     assert status["live"][-1] == "nightly-20261201-0300"  # the run created now is among them
+
+
+@pytest.mark.parametrize(("keep", "dropped"), [
+    (None, []), (5, []), (1, ["nightly-20261128-0300"]),
+    (0, ["nightly-20261128-0300", "nightly-20261129-0300"]),
+])
+def test_reports_past_keep_report_runs_are_dropped(keep: int | None, dropped: list[str]) -> None:
+    def kept_apart(day: int, apart: Any = True) -> dict[str, Any]:
+        name = f"nightly-202611{day}-0300"
+        report = {"reportConfigMap": {"name": f"{name}-report", "uid": f"u{day}"}} if apart else {}
+        return {"metadata": {"name": name, "annotations": {
+            "operator.locust.io/scheduled-time": f"2026-11-{day}T03:00:00Z"}},
+            "status": {"phase": "Succeeded", "verdict": "TestSucceeded", "result": {"report": report}}}
+
+    runs = [kept_apart(27, apart=False), kept_apart(28), kept_apart(29)]
+    spec = {"successfulRunsHistoryLimit": 10, **({} if keep is None else {"keepReportRuns": keep})}
+    steps = plan(schedule(spec), runs, NOW)
+    assert [run for run, _, _ in steps.drop_reports] == dropped
+    assert all(cm == f"{run}-report" and uid == f"u{run[14:16]}" for run, cm, uid in steps.drop_reports)
+    assert [m for _, r, m in steps.events if r == "ReportDropped"] == [
+        f"deleted the HTML report of {run} ({run}-report): only the newest {keep} runs keep theirs "
+        "(keepReportRuns)" for run in dropped]

@@ -553,3 +553,35 @@ def test_run_survives_api_errors_and_forgets_its_wake_when_cancelled() -> None:
 
     drive(shell, schedule(), stop, script)
     assert api.methods() == ["list", "list"]
+
+
+def test_old_reports_kept_apart_are_deleted_by_uid_and_the_run_says_so() -> None:
+    def with_report(day: int) -> dict[str, Any]:
+        test = run(day, "Succeeded")
+        name = test["metadata"]["name"]
+        test["status"]["result"] = {"report": {"configMap": f"{name}-results", "reportConfigMap": {
+            "name": f"{name}-report", "uid": f"cm-uid-{day}"}}}
+        return test
+
+    api = FakeApi(with_report(27), with_report(28), with_report(29))
+    api.errors[("delete", "nightly-20261128-0300-report")] = ApiError(404, "gone already")
+    look(api, schedule({"keepReportRuns": 1, "successfulRunsHistoryLimit": 5}))
+    deletes = [c for c in api.calls if c[0] == "delete"]
+    assert deletes == [("delete", "ConfigMap", NAMESPACE, "nightly-20261127-0300-report", "cm-uid-27"),
+                       ("delete", "ConfigMap", NAMESPACE, "nightly-20261128-0300-report", "cm-uid-28")]
+    patched = [c[3] for c in api.calls if c[0] == "patch_status" and c[1] == "LocustTest"]
+    assert patched == ["nightly-20261127-0300", "nightly-20261128-0300"]
+    assert api.statuses[0]["result"]["report"]["reportConfigMap"] is None
+    assert "keepReportRuns" in api.statuses[0]["result"]["report"]["reportDropped"]
+    assert [r for _, r, _ in api.reasons()].count("ReportDropped") == 2
+
+
+def test_a_report_configmap_that_is_not_the_runs_is_left_alone() -> None:
+    test = run(27, "Succeeded")
+    test["status"]["result"] = {"report": {"reportConfigMap": {"name": "x-report", "uid": "cm-uid"}}}
+    api = FakeApi(test, run(28, "Succeeded"))
+    api.errors[("delete", "x-report")] = ApiError(409, "Precondition failed: UID in precondition")
+    look(api, schedule({"keepReportRuns": 0}))
+    assert ("delete", "ConfigMap", NAMESPACE, "x-report", "cm-uid") in api.calls
+    api.errors[("delete", "x-report")] = ApiError(403, "forbidden")
+    assert look(api, schedule({"keepReportRuns": 0})) == RETRY_SECONDS

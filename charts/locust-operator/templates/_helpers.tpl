@@ -146,7 +146,13 @@ per watched namespace.
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["configmaps"]
+  {{- if .Values.config.schedules }}
+  # delete: the HTML report of a schedule's old run (keepReportRuns), by uid; a
+  # DELETE answers a Status, so the operator still reads no ConfigMap.
+  verbs: ["create", "delete"]
+  {{- else }}
   verbs: ["create"]
+  {{- end }}
 - apiGroups: [""]
   resources: ["events"]
   # list: the FailedMount events of a pod that cannot start (a missing ConfigMap).

@@ -92,7 +92,7 @@ class OperatorConfig:
     honourAffinity: bool = True
     honourTolerations: bool = True
     # Run LocustTestSchedules (their CRD installed); the chart grants the RBAC they need
-    # (create, get and delete of LocustTests) only when true.
+    # (create, get and delete of LocustTests, delete of ConfigMaps) only when true.
     schedules: bool = True
     # Time a pod may spend starting before image/config errors fail the test.
     podHealthGraceSeconds: int = 120

@@ -88,6 +88,9 @@ SERIES_LABEL = "locust.io/series"
 # A schedule's runs carry its name here (to list them) and their scheduled time.
 SCHEDULE_LABEL = "locust.io/schedule"
 SCHEDULED_TIME_ANNOTATION = f"{ANNOTATION_PREFIX}/scheduled-time"
+# "true" on a run of a schedule with keepReportRuns: its HTML report is kept in a
+# ConfigMap of its own (`report_name`), which the schedule deletes once the run is old.
+SEPARATE_REPORT_ANNOTATION = f"{ANNOTATION_PREFIX}/separate-report"
 
 # Set to "true" on a running test to stop it; its results so far are kept (user-facing).
 ABORT_ANNOTATION = "locust.io/abort"
@@ -104,3 +107,8 @@ REPORT_HTML_KEY = "report.html"  # Locust's HTML report (only when read from the
 def results_name(test_name: str) -> str:
     """The results ConfigMap of a test: `<name>-results`, dots as dashes like the other children."""
     return f"{test_name.replace('.', '-')}-results"
+
+
+def report_name(test_name: str) -> str:
+    """The ConfigMap of a test's HTML report when it is kept apart: `<name>-report`."""
+    return f"{test_name.replace('.', '-')}-report"

@@ -20,6 +20,7 @@ from locust_operator.api.contract import (
     SCHEDULE_KIND,
     SCHEDULE_LABEL,
     SCHEDULED_TIME_ANNOTATION,
+    SEPARATE_REPORT_ANNOTATION,
     SERIES_LABEL,
 )
 from locust_operator.api.times import timestamp
@@ -60,6 +61,8 @@ def run_test(schedule: Mapping[str, Any], tick: datetime) -> dict[str, Any]:
         "annotations": {**(template_meta.get("annotations") or {}),
                         SCHEDULED_TIME_ANNOTATION: timestamp(tick)},
     }
+    if schedule["spec"].get("keepReportRuns") is not None:
+        run_metadata["annotations"][SEPARATE_REPORT_ANNOTATION] = "true"
     if metadata.get("namespace"):
         run_metadata["namespace"] = metadata["namespace"]
     if metadata.get("uid"):

@@ -83,7 +83,13 @@ async def fetch(api: Streams, namespace: str, name: str, output: str) -> bytes:
         raise
     status = test.get("status") or {}
     result = status.get("result") or {}
-    configmap_name = str((result.get("report") or {}).get("configMap") or results_name(name))
+    kept_report = result.get("report") or {}
+    configmap_name = str(kept_report.get("configMap") or results_name(name))
+    if output == "html":
+        if kept_report.get("reportDropped"):
+            raise ReportError(f"{name}: no HTML report any more ({kept_report['reportDropped']}); "
+                              "try -o json")
+        configmap_name = str((kept_report.get("reportConfigMap") or {}).get("name") or configmap_name)
     try:
         configmap = await api.get_json(object_path("ConfigMap", namespace, configmap_name))
     except ApiError as exc:

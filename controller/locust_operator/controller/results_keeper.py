@@ -15,7 +15,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from locust_operator.api.contract import MASTER, child_names, results_name
+from locust_operator.api.contract import (
+    MASTER,
+    REPORT_HTML_KEY,
+    SEPARATE_REPORT_ANNOTATION,
+    child_names,
+    report_name,
+    results_name,
+)
 from locust_operator.build.results_configmap import results_configmap
 from locust_operator.controller.baselines import against_series
 from locust_operator.controller.kube_api import API_ERRORS, Api, ApiError
@@ -166,27 +173,47 @@ class ResultsKeeper:
             result["thresholds"] = {"passed": not breaches, "breaches": breaches[:100]}
         if baseline_set(test["spec"]):
             result["baseline"] = await against_series(self.api, test, result)
-        packed = configmap_data(report_texts(result, stats, csv_text, failures, html))
-        name = results_name(metadata["name"])
-        report: dict[str, Any] = {"configMap": name, "keys": packed.keys}
+        separate = html is not None and (metadata.get("annotations") or {}).get(
+            SEPARATE_REPORT_ANNOTATION) == "true"
+        packed = configmap_data(report_texts(result, stats, csv_text, failures, None if separate else html))
+        report: dict[str, Any] = {"configMap": results_name(metadata["name"]), "keys": packed.keys}
         if packed.truncated:
             report["truncated"] = packed.truncated
+        written, _ = await self._write(results_configmap(metadata, packed.data, packed.binary_data), result)
+        if not written:
+            return result
+        result["report"] = report
+        if separate and html is not None:
+            alone = configmap_data({REPORT_HTML_KEY: html})
+            apart = results_configmap(metadata, alone.data, alone.binary_data, report=True)
+            _, uid = await self._write(apart, result)
+            if uid:
+                report["reportConfigMap"] = {"name": report_name(metadata["name"]), "uid": uid}
+        return result
+
+    async def _write(self, configmap: Object, result: dict[str, Any]) -> tuple[bool, str | None]:
+        """Create a ConfigMap of the results: (kept, its uid when this call created it).
+
+        A failure is said in result["message"]; an existing one is left as it was.
+        """
+        name = configmap["metadata"]["name"]
         try:
-            await self.api.create(results_configmap(metadata, packed.data, packed.binary_data))
+            created = await self.api.create(configmap)
         except ApiError as exc:
             if exc.status != 409:
                 ERRORS.labels("results").inc()
                 result["message"] = f"the results ConfigMap {name} was not written: {exc.message}"
-                return result
+                return False, None
             # The operator may not read ConfigMaps (they can hold test data), so it cannot
             # tell an earlier write of its own from someone else's: `report` checks the owner.
             result["message"] = f"ConfigMap {name} already existed and was left as it was"
+            return True, None
         except API_ERRORS as exc:
             ERRORS.labels("results").inc()
             result["message"] = f"the results ConfigMap {name} was not written: {exc}"
-            return result
-        result["report"] = report
-        return result
+            return False, None
+        uid = (created.get("metadata") or {}).get("uid")
+        return True, uid if isinstance(uid, str) else None
 
 
 def _peak(seen: dict[str, Any], current: str, peak: str) -> int | None:

@@ -104,6 +104,8 @@ class ScheduleLoops:
             await self.api.patch(KIND, namespace, live, abort)
         for doomed in steps.delete:
             await self._delete(namespace, doomed)
+        for run, configmap, uid in steps.drop_reports:
+            await self._drop_report(namespace, run, configmap, uid)
         status, events = dict(steps.status), list(steps.events)
         if steps.create is not None:
             problem = await self._create(body, steps.create)
@@ -149,6 +151,19 @@ class ScheduleLoops:
         except ApiError as exc:
             if exc.status not in (404, 409):
                 raise
+
+    async def _drop_report(self, namespace: str, run: str, configmap: str, uid: str) -> None:
+        """Delete a run's kept-apart HTML report (only that very ConfigMap: its uid), then say so in
+        the run's status. A DELETE answers a Status, not the object: the operator still reads no
+        ConfigMap."""
+        try:
+            await self.api.delete("ConfigMap", namespace, configmap, uid)
+        except ApiError as exc:
+            if exc.status not in (404, 409):  # gone already, or not the one the run wrote
+                raise
+        await self.api.patch_status(namespace, run, {"result": {"report": {
+            "reportConfigMap": None, "reportDropped": "the HTML report is kept for the newest runs of "
+            "the schedule only (keepReportRuns)"}}})
 
     async def _event(self, metadata: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
         try:

@@ -26,6 +26,7 @@ from locust_operator.rules.schedule import (
     due,
     parse_cadence,
     recent_runs,
+    reports_to_drop,
     runs_to_delete,
 )
 
@@ -37,6 +38,7 @@ MAX_LIVE_SHOWN = 100
 # Event reasons of a schedule.
 RUN_CREATED, RUN_SKIPPED, RUN_REPLACED, MISSED = "RunCreated", "RunSkipped", "RunReplaced", "MissedSchedule"
 RUN_DELETED, INVALID, SUSPENDED = "RunDeleted", "InvalidSchedule", "Suspended"
+REPORT_DROPPED = "ReportDropped"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,8 @@ class Plan:
     create: datetime | None = None  # the scheduled time of the run to create now
     abort: tuple[str, ...] = ()  # live runs to abort before it (Replace)
     delete: tuple[str, ...] = ()  # finished runs past the history limits
+    # (run, ConfigMap, its uid) of the HTML reports past keepReportRuns
+    drop_reports: tuple[tuple[str, str, str], ...] = ()
     events: tuple[tuple[str, str, str], ...] = ()  # (type, reason, message)
     status: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     wake_at: datetime | None = None
@@ -66,6 +70,19 @@ def run_view(test: Mapping[str, Any]) -> RunView:
     return RunView(name=str(metadata.get("name")), phase=phase if isinstance(phase, str) else None,
                    tick=tick, verdict=verdict if isinstance(verdict, str) else None,
                    result=status.get("result") if isinstance(status.get("result"), dict) else None)
+
+
+def _reports(runs: Sequence[RunView], keep: Any) -> tuple[tuple[str, str, str], ...]:
+    """The kept-apart HTML reports of the finished runs older than the newest `keep` ones."""
+    if not isinstance(keep, int) or isinstance(keep, bool):
+        return ()
+    views = {r.name: r for r in runs}
+    found = []
+    for name in reports_to_drop(runs, keep):
+        apart = ((views[name].result or {}).get("report") or {}).get("reportConfigMap")
+        if isinstance(apart, dict) and all(isinstance(apart.get(k), str) for k in ("name", "uid")):
+            found.append((name, apart["name"], apart["uid"]))
+    return tuple(found)
 
 
 def _status(previous: Mapping[str, Any], generation: int, last: datetime | None, wake_at: datetime | None,
@@ -104,16 +121,20 @@ def plan(schedule: Mapping[str, Any], owned: Sequence[Mapping[str, Any]], now: d
                                   int(spec.get("failedRunsHistoryLimit", 1))))
     kept = [r for r in runs if r.name not in delete]
     events = [("Normal", RUN_DELETED, f"deleted run {name} (history limits)") for name in delete]
+    reports = _reports(kept, spec.get("keepReportRuns"))
+    events += [("Normal", REPORT_DROPPED, f"deleted the HTML report of {name} ({configmap}): only the "
+                f"newest {spec['keepReportRuns']} runs keep theirs (keepReportRuns)")
+               for name, configmap, _ in reports]
     try:
         cadence = parse_cadence(spec["schedule"], spec.get("timeZone"))
     except ScheduleError as exc:
         status = _status(previous, generation, last, None, kept, now, (INVALID, str(exc)), None)
-        return Plan(delete=delete, events=tuple(events), status=status,
+        return Plan(delete=delete, drop_reports=reports, events=tuple(events), status=status,
                     wake_at=now + timedelta(seconds=IDLE_SECONDS))
     if spec.get("suspend"):
         status = _status(previous, generation, last, None, kept, now,
                          (SUSPENDED, "spec.suspend is true: no new runs"), None)
-        return Plan(delete=delete, events=tuple(events), status=status,
+        return Plan(delete=delete, drop_reports=reports, events=tuple(events), status=status,
                     wake_at=now + timedelta(seconds=IDLE_SECONDS))
     created = _time(metadata.get("creationTimestamp")) or now
     found = due(cadence, last, created, now, spec.get("startingDeadlineSeconds"))
@@ -142,8 +163,8 @@ def plan(schedule: Mapping[str, Any], owned: Sequence[Mapping[str, Any]], now: d
                                "(concurrencyPolicy Replace; their results so far are kept)"))
             events.append(("Normal", RUN_CREATED, f"created run {new_run} for {timestamp(found.tick)}"))
     status = _status(previous, generation, last, found.wake_at, kept, now, None, new_run)
-    return Plan(create=create, abort=abort, delete=delete, events=tuple(events), status=status,
-                wake_at=found.wake_at)
+    return Plan(create=create, abort=abort, delete=delete, drop_reports=reports, events=tuple(events),
+                status=status, wake_at=found.wake_at)
 
 
 def unchanged(previous: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
