@@ -621,6 +621,9 @@ def test_scheduled_runs_regress_when_the_target_slows_down(e2e: E2E, tmp_path: P
     print(f"$ kubectl get locusttestschedules\n{schedules}\n$ locust-operator history {SCHEDULE}\n"
           f"{history.stdout}{history.stderr}")
     assert history.returncode == 0
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "transcript.txt").write_text(f"$ kubectl get locusttestschedules\n{schedules}\n"
+                                                f"$ locust-operator history {SCHEDULE}\n{history.stdout}")
     assert history.stdout.splitlines()[1].split()[:1] == [third["metadata"]["name"]]
     assert "Regressed" in history.stdout.splitlines()[1]
     page = SCREENSHOTS / "history.html"
