@@ -190,7 +190,9 @@ def locusttest(name: str, image: str, locustfile: str, run_time: str, workers: i
             "image": image,
             "master": {"command": f"--locustfile {files} --host http://target:8080 -u {users} -r {users} "
                                   f"--run-time {run_time}",
-                       "autoquit": {"timeout": 8}},
+                       # 20 s: the operator reads the final results over ~5 s once Locust
+                       # stopped; with 8 s a loaded node missed that window (then the log).
+                       "autoquit": {"timeout": 20}},
             "worker": {"command": f"--locustfile {files}", "replicas": workers},
             "testFiles": {"configMapRef": configmap_ref, "libConfigMapRef": "e2e-lib"},
             **spec,

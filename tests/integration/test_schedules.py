@@ -1,8 +1,9 @@
 """LocustTestSchedules on the local control plane: runs made on a one-minute cadence.
 
-Two schedules side by side (so the ticks are waited for once): `replace`
-aborts its live run at each tick and keeps one failed run (its history limit),
-`forbid` skips a tick while its run is live. kwok keeps the runs' pods Running,
+Two schedules side by side (so the two ticks are waited for once): `replace`
+aborts its live run at the second tick and keeps no failed run (its history
+limit 0 deletes the aborted one), `forbid` skips the second tick while its run
+is live. kwok keeps the runs' pods Running,
 so a run stays live until it is aborted. A results ConfigMap owned by the
 first run shows that a deleted run takes its results with it.
 """
@@ -36,7 +37,7 @@ def schedule(name: str, policy: str) -> dict[str, Any]:
         template["spec"][role]["annotations"] = dict(STAY_RUNNING)
     template["spec"]["worker"]["replicas"] = 1
     return {"apiVersion": "locust.io/v2", "kind": "LocustTestSchedule", "metadata": {"name": name},
-            "spec": {"schedule": "* * * * *", "concurrencyPolicy": policy, "failedRunsHistoryLimit": 1,
+            "spec": {"schedule": "* * * * *", "concurrencyPolicy": policy, "failedRunsHistoryLimit": 0,
                      "template": {"metadata": {"labels": {"team": "perf"}}, "spec": template["spec"]}}}
 
 
@@ -73,21 +74,22 @@ def test_schedules_make_runs_replace_aborts_forbid_skips_and_history_is_pruned(
         first = cluster.wait_for(lambda: (runs(cluster, namespace, "replace") or None), timeout=90,
                                  what="the first run of `replace`")[0]
         results = owned_results(cluster, namespace, first)
-        # Two more ticks: the first run aborted by the second, the second by the third,
-        # and the first (the older of two failed runs) deleted with its results.
-        cluster.wait_for(lambda: len({r["metadata"]["name"] for r in runs(cluster, namespace, "replace")}
-                                     | {first["metadata"]["name"]}) >= 3 or None,
-                         timeout=150, what="the third run of `replace`")
+        # The second tick: the first run aborted (Failed), then deleted with its results
+        # (no failed run is kept), the second live.
 
         def pruned() -> list[dict[str, Any]] | None:
             now = runs(cluster, namespace, "replace")
             names = [r["metadata"]["name"] for r in now]
-            return now if first["metadata"]["name"] not in names and len(now) == 2 else None
+            seen = names and all((r.get("status") or {}).get("phase") for r in now)
+            return now if seen and first["metadata"]["name"] not in names else None
 
-        kept = cluster.wait_for(pruned, timeout=60, what="the oldest failed run deleted")
+        (newest,) = cluster.wait_for(pruned, timeout=150, what="the first run aborted and deleted")
         cluster.wait_for(lambda: cluster.kubectl("-n", namespace, "get", "configmap", results,
                                                  check=False).returncode != 0,
                          timeout=60, what="its results ConfigMap garbage-collected")
+        cluster.wait_for(lambda: any(e.startswith("RunSkipped: ")
+                                     for e in events(cluster, namespace, "forbid")) or None,
+                         timeout=90, what="forbid's second tick skipped")
         forbid_runs = runs(cluster, namespace, "forbid")
         replace_status = cluster.kubectl_json("-n", namespace, "get", "lotestsched", "replace")["status"]
         forbid_events = events(cluster, namespace, "forbid")
@@ -101,24 +103,22 @@ def test_schedules_make_runs_replace_aborts_forbid_skips_and_history_is_pruned(
         print(f"--- operator log ---\n{operator.log()[-4000:]}")
     print(columns)
 
-    # Replace: the older run aborted (Failed, Aborted), the newest live; runs are the template's.
-    older, newest = kept
-    assert (older["status"]["phase"], older["status"]["verdict"]) == ("Failed", "Aborted")
+    # Replace: the first run aborted by the second tick (then deleted), the newest live; runs
+    # are the template's, named after their tick.
     assert newest["status"]["phase"] in ("Pending", "Running")
-    for run in kept:
-        labels = run["metadata"]["labels"]
-        assert {k: labels[k] for k in ("team", "locust.io/series", "locust.io/schedule")} == {
-            "team": "perf", "locust.io/series": "replace", "locust.io/schedule": "replace"}
-        tick = run["metadata"]["annotations"]["operator.locust.io/scheduled-time"]
-        assert run["metadata"]["name"] == "replace-" + time.strftime(
-            "%Y%m%d-%H%M", time.strptime(tick, "%Y-%m-%dT%H:%M:%SZ"))
-        assert run["metadata"]["ownerReferences"][0]["kind"] == "LocustTestSchedule"
+    labels = newest["metadata"]["labels"]
+    assert {k: labels[k] for k in ("team", "locust.io/series", "locust.io/schedule")} == {
+        "team": "perf", "locust.io/series": "replace", "locust.io/schedule": "replace"}
+    tick = newest["metadata"]["annotations"]["operator.locust.io/scheduled-time"]
+    assert newest["metadata"]["name"] == "replace-" + time.strftime(
+        "%Y%m%d-%H%M", time.strptime(tick, "%Y-%m-%dT%H:%M:%SZ"))
+    assert newest["metadata"]["ownerReferences"][0]["kind"] == "LocustTestSchedule"
     assert replace_status["live"] == [newest["metadata"]["name"]]
-    assert replace_status["lastVerdict"] == "Aborted"
-    assert [r["name"] for r in replace_status["recentRuns"]] == [newest["metadata"]["name"],
-                                                                  older["metadata"]["name"]]
-    assert any(e.startswith(f"RunReplaced: aborting {first['metadata']['name']}") for e in replace_events)
-    assert f"RunDeleted: deleted run {first['metadata']['name']} (history limits)" in replace_events
+    assert replace_status["lastScheduleTime"] == tick
+    first_name = first["metadata"]["name"]
+    assert any(e.startswith(f"RunReplaced: aborting {first_name} for {newest['metadata']['name']}")
+               for e in replace_events), replace_events
+    assert f"RunDeleted: deleted run {first_name} (history limits)" in replace_events
 
     # Forbid: one run, live through the later ticks, each skipped with an event.
     assert len(forbid_runs) == 1 and forbid_runs[0]["status"]["phase"] in ("Pending", "Running")

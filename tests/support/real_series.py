@@ -98,7 +98,7 @@ def schedule(image: str) -> dict[str, Any]:
                  "failedRunsHistoryLimit": 2, "keepReportRuns": 1, "template": {"spec": {
                      "image": image,
                      "master": {"command": f"--locustfile {files} --host http://{TARGET}:8080 -u 2 -r 2 "
-                                           "--run-time 12s", "autoquit": {"timeout": 8}},
+                                           "--run-time 12s", "autoquit": {"timeout": 20}},
                      "worker": {"command": f"--locustfile {files}", "replicas": 1},
                      "testFiles": {"configMapRef": "series-locustfile"},
                      "baseline": {"responseTimeMs": {"p95": "+50%"}},
