@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from tests.support import browser
-from tests.support.real_series import SCHEDULE, schedule, series_objects, slow_target
+from tests.support.real_series import SCHEDULE, SLOW_DELAY_MS, schedule, series_objects, slow_target
 from tests.support.real_series import TARGET as SERIES_TARGET
 
 from .conftest import REPO_ROOT, Cluster
@@ -582,7 +582,7 @@ def test_scheduled_runs_regress_when_the_target_slows_down(e2e: E2E, tmp_path: P
                         timeout=300, interval=2, what="two scheduled runs passed")
     print(f"[{time.monotonic() - e2e.started:5.1f}s] passed runs: {[r['metadata']['name'] for r in passed]}")
     before = {r["metadata"]["name"] for r in _runs(e2e)}
-    c.kubectl("-n", e2e.ns, "apply", "-f", "-", input=slow_target(e2e.image, 300))
+    c.kubectl("-n", e2e.ns, "apply", "-f", "-", input=slow_target(e2e.image, SLOW_DELAY_MS))
     c.run(str(c.bin_dir / "kubectl"), "-n", e2e.ns, "rollout", "status", f"deployment/{SERIES_TARGET}",
           "--timeout=90s", timeout=100)
     # The next run that starts after the slowdown (a live run when it came is skipped: Forbid).
@@ -597,7 +597,7 @@ def test_scheduled_runs_regress_when_the_target_slows_down(e2e: E2E, tmp_path: P
     newest_passed = max(passed, key=lambda r: r["status"]["completionTime"])["metadata"]["name"]
     assert baseline["runs"] == [newest_passed]
     p95 = next(d for d in baseline["deltas"] if d["metric"] == "p95")
-    assert p95["breached"] and int(p95["measured"]) >= 300 > int(p95["baseline"])
+    assert p95["breached"] and int(p95["measured"]) >= SLOW_DELAY_MS > int(p95["baseline"])
     assert baseline["breaches"][0].startswith(f"p95 {p95['measured']} ms vs {p95['baseline']} ms in "
                                               f"{newest_passed} (+")
 

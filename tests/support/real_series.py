@@ -12,7 +12,10 @@ from typing import Any
 
 SCHEDULE = "nightly"
 TARGET = "series-target"
-# Waits DELAY_MS before each answer: 0 at first, raised before the third run.
+# Waits DELAY_MS before each answer: BASE_DELAY_MS at first, SLOW_DELAY_MS before the third run.
+# The base keeps p95 well above a loaded node's jitter of a few milliseconds (a p95 of
+# 12 ms vs 20 ms is +67%: a run regressed without the target changing).
+BASE_DELAY_MS, SLOW_DELAY_MS = 50, 400
 TARGET_SCRIPT = """
 import http.server
 import os
@@ -85,11 +88,11 @@ def _target(image: str, delay_ms: int) -> list[dict[str, Any]]:
 def series_objects(image: str) -> list[dict[str, Any]]:
     """The target and the locustfile."""
     return [_configmap(f"{TARGET}-script", {"target.py": TARGET_SCRIPT}),
-            _configmap("series-locustfile", {"series.py": LOCUSTFILE}), *_target(image, 0)]
+            _configmap("series-locustfile", {"series.py": LOCUSTFILE}), *_target(image, BASE_DELAY_MS)]
 
 
 def schedule(image: str) -> dict[str, Any]:
-    """A run a minute, each compared with the last passed run (p95 at most 50% higher); the
+    """A run a minute, each compared with the last passed run (p95 at most twice as high); the
     newest run alone keeps its HTML report."""
     files = "/lotest/src/series.py"
     return {
@@ -101,7 +104,7 @@ def schedule(image: str) -> dict[str, Any]:
                                            "--run-time 12s", "autoquit": {"timeout": 20}},
                      "worker": {"command": f"--locustfile {files}", "replicas": 1},
                      "testFiles": {"configMapRef": "series-locustfile"},
-                     "baseline": {"responseTimeMs": {"p95": "+50%"}},
+                     "baseline": {"responseTimeMs": {"p95": "+100%"}},
                  }}}}
 
 
