@@ -319,7 +319,6 @@ def report_command(name: str, namespace: str | None, output: str, path: str | No
     Exit 1 when the test, the ConfigMap or the format asked for is missing, 2
     when the API server cannot be asked.
     """
-    from pathlib import Path
 
     from locust_operator.cli.kept_report import ReportError, fetch
 
@@ -336,15 +335,7 @@ def report_command(name: str, namespace: str | None, output: str, path: str | No
     except ReportError as exc:
         click.echo(str(exc), err=True)
         raise _Failed() from None
-    if path is None:
-        sys.stdout.buffer.write(content)
-        sys.stdout.buffer.flush()
-        return
-    try:
-        Path(path).write_bytes(content)
-    except OSError as exc:
-        click.echo(f"{path}: cannot write: {exc.strerror or exc}", err=True)
-        raise _Failed() from None
+    _write(content, path)
 
 
 @cli.command("history")
@@ -377,7 +368,7 @@ def history_command(series: str, namespace: str | None, output: str, path: str |
         raise _Failed()
     views = {"table": history_table, "json": history_json}
     text = history_html(series, namespace, rows) if output == "html" else views[output](rows)
-    _write(text if text.endswith("\n") else text + "\n", path)
+    _write((text if text.endswith("\n") else text + "\n").encode(), path)
 
 
 @cli.command("compare")
@@ -408,14 +399,16 @@ def compare_command(first: str, second: str, namespace: str | None) -> None:
         click.echo(line)
 
 
-def _write(text: str, path: str | None) -> None:
+def _write(content: bytes, path: str | None) -> None:
+    """`content` to stdout, or to the file at `path` (a failure is one line and exit 1)."""
     if path is None:
-        click.echo(text, nl=False)
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
         return
     from pathlib import Path
 
     try:
-        Path(path).write_text(text)
+        Path(path).write_bytes(content)
     except OSError as exc:
         click.echo(f"{path}: cannot write: {exc.strerror or exc}", err=True)
         raise _Failed() from None
