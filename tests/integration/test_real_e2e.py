@@ -79,13 +79,13 @@ Server(("", 8080), Handler).serve_forever()
 """
 
 LOCUSTFILES = {
-    # Imports its paths from the lib ConfigMap (spec.testFiles.libConfigMapRef).
+    # Imports its paths from the lib ConfigMap (spec.testFiles.libConfigMapRef), both ways
+    # users write it (no sys.path line: the operator puts the lib on PYTHONPATH).
     "main.py": """
-import sys
-
-sys.path.insert(0, "/opt/locust/lib")
-
 from e2e_paths import PATHS
+from lib.e2e_paths import PATHS as SAME_PATHS
+
+assert PATHS == SAME_PATHS
 from locust import HttpUser, constant, task
 
 

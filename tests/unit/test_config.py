@@ -99,4 +99,5 @@ def test_env_names_cover_every_setting() -> None:
     assert "LOCUST_OPERATOR_MASTER_READS_STATS_MAX_BYTES" in names
     assert "LOCUST_OPERATOR_MAX_TEST_DURATION_SECONDS" in names
     assert "LOCUST_OPERATOR_SCHEDULES" in names
-    assert len(names) == len(set(names)) == 28
+    assert "LOCUST_OPERATOR_INIT_CONTAINERS_GIT_IMAGE" in names
+    assert len(names) == len(set(names)) == 32

@@ -86,7 +86,38 @@ def test_pod_problem(pod: dict[str, Any], reason: str | None, words: str) -> Non
 def test_rank_covers_every_pods_healthy_failure_reason_in_the_documented_order() -> None:
     assert sorted(REASON_RANK, key=REASON_RANK.__getitem__) == [
         "ConfigurationError", "ImagePullError", "SchedulingError", "CrashLoopBackOff",
-        "InitializationError"]
+        "TestFilesFetchFailed", "RequirementsFailed", "InitializationError"]
+
+
+PIP_LOG = ("Looking in indexes: http://pypi.t.svc/simple/\n"
+           "ERROR: Could not find a version that satisfies the requirement nosuchpkg (from versions: none)\n"
+           "ERROR: No matching distribution found for nosuchpkg\n")
+GIT_LOG = "fatal: unable to access 'http://nope.t.svc/r.git/': Could not resolve host: nope.t.svc\n"
+
+
+def _failed_init(name: str, message: str | None, restart: str = "Never") -> dict[str, Any]:
+    pod = _pod(({"name": name},), phase="Failed", initContainerStatuses=[
+        {"name": name, "state": {"terminated": {"exitCode": 1, "message": message}}}])
+    pod["spec"]["restartPolicy"] = restart
+    return pod
+
+
+@pytest.mark.parametrize(("pod", "reason", "message", "final"), [
+    (_failed_init("install-requirements", PIP_LOG), "RequirementsFailed",
+     "pod p init container install-requirements exited with code 1: "
+     "ERROR: No matching distribution found for nosuchpkg", True),
+    (_failed_init("fetch-test-files", GIT_LOG), "TestFilesFetchFailed",
+     "pod p init container fetch-test-files exited with code 1: fatal: unable to access "
+     "'http://nope.t.svc/r.git/': Could not resolve host: nope.t.svc", True),
+    (_failed_init("setup", None), "InitializationError", "pod p init container setup exited with code 1",
+     True),
+    # A pod that restarts its containers may yet succeed: the grace period applies.
+    (_failed_init("setup", "oops", restart="OnFailure"), "InitializationError",
+     "pod p init container setup exited with code 1: oops", False),
+])
+def test_a_failed_init_step_says_which_and_why(pod: dict[str, Any], reason: str, message: str,
+                                               final: bool) -> None:
+    assert pod_problem(pod) == PodProblem("p", reason, message, EARLIER, final)
 
 
 def test_mount_problem_names_the_newest_failedmount_event() -> None:

@@ -285,6 +285,25 @@ RUNNING_BEFORE = {"phase": "Running", "connectedWorkers": 2,
      "Failed", "TestCrashed", "the master exited with code 137"),
     (RUNNING_BEFORE, {"master_job": job(failed=True), "master_exit_code": 2, "thresholds_set": True,
                       "result": _result(breaches=[])}, "Failed", "TestCrashed", "code 2"),
+    # A crash says why: the last error line of the master's log, over the Job's reason.
+    (RUNNING_BEFORE, {"master_job": job(failed=True), "master_exit_code": 137,
+                      "master_crash": "MemoryError"}, "Failed", "TestCrashed",
+     "the master exited with code 137: MemoryError"),
+    (RUNNING_BEFORE, {"master_job": job(failed=True), "master_exit_code": 137}, "Failed", "TestCrashed",
+     "the master exited with code 137: master Job failed: BackoffLimitExceeded"),
+    # A locustfile that cannot load, on the master or a worker, before any request.
+    ({"phase": "Pending"}, {"master_job": job(failed=True), "master_exit_code": 1,
+                            "locustfile_error": "master pod t-master-a: hit.py line 2: ModuleNotFoundError: "
+                                                "No module named 'helper'"},
+     "Failed", "LocustfileError", "the locustfile could not be loaded: master pod t-master-a: hit.py line 2: "
+     "ModuleNotFoundError: No module named 'helper'"),
+    (RUNNING_BEFORE, {"master_job": job(ready=1, active=1),
+                      "locustfile_error": "worker pod t-worker-b: No User class found!"},
+     "Failed", "LocustfileError", "worker pod t-worker-b: No User class found!"),
+    # ... but once requests were made, a later crash is no locustfile error.
+    (RUNNING_BEFORE, {"master_job": job(failed=True), "master_exit_code": 1, "result": _result(),
+                      "locustfile_error": "worker pod w: x.py line 9: NameError: name 'y' is not defined"},
+     "Failed", "LocustErrors", "exit code 1"),
     # Locust saw no worker and no request was made.
     ({**RUNNING_BEFORE, "locust": {"workerCount": 0, "maxWorkerCount": 0}},
      {"master_job": job(complete=True), "master_exit_code": 0, "result": _result(requests=0, workers=0)},
@@ -310,6 +329,37 @@ def test_verdict(previous: dict[str, Any], children: dict[str, Any], phase: str,
     assert (finished["status"], finished["reason"]) == ("True", reason)
     assert words in completed["message"]
     assert status["verdict"] == reason
+
+
+@pytest.mark.parametrize("rps", ["12.5", "bogus"])
+def test_a_worker_crash_after_live_requests_is_not_a_locustfile_error(rps: str) -> None:
+    previous = {**RUNNING_BEFORE, "locust": {"totalRps": rps}}
+    derived = derive_status(previous, obs(**{**CREATED, "master_job": job(ready=1, active=1),
+                                             "locust": {"totalRps": rps},
+                                             "locustfile_error": "worker pod w: x.py line 9: NameError: y"}))
+    assert derived.status["phase"] == ("Running" if rps == "12.5" else "Failed")
+
+
+def test_a_final_pod_problem_fails_the_test_within_the_grace_period() -> None:
+    problem = PodProblem("t-worker-a", "RequirementsFailed",
+                         "pod t-worker-a init container install-requirements "
+                         "exited with code 1: ERROR: No matching distribution found for nosuchpkg",
+                         timestamp(NOW), final=True)
+    derived = derive_status({"phase": "Pending"}, obs(**{**CREATED, "problems": (problem,)}))
+    assert derived.status["phase"] == "Failed"
+    assert _reasons(derived.status)["PodsHealthy"] == ("False", "RequirementsFailed")
+    assert "No matching distribution found for nosuchpkg" in (condition(derived.status, "TestCompleted")
+                                                             or {})["message"]
+    waiting = derive_status({"phase": "Pending"}, obs(**{**CREATED, "problems": (
+        PodProblem("t-worker-a", "InitializationError", "x", timestamp(NOW)),)}))
+    assert waiting.status["phase"] == "Pending"
+
+
+def test_the_commit_fetched_is_recorded_in_the_status() -> None:
+    sha = "c" * 40
+    derived = derive_status({"phase": "Pending"}, obs(**{**CREATED, "git_ref": "v1",
+                                                         "commits": (("t-master-a", sha),)}))
+    assert derived.status["testFiles"] == {"commit": sha, "ref": "v1"}
 
 
 def test_finished_is_false_until_the_test_ends_and_the_result_is_kept() -> None:

@@ -54,6 +54,27 @@ class MetricsExporterConfig:
     )
 
 
+def _default_init_resources() -> dict[str, dict[str, str]]:
+    # pip builds and unpacks in the volume: the pod's ephemeral storage is the largest of
+    # its init containers' limits and the sum of its containers', so this limit is its room.
+    return {
+        "requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "100M"},
+        "limits": {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "1G"},
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class InitContainersConfig:
+    """The init containers that prepare a test's files (git) and Python packages (pip)."""
+
+    # Runs `git` and a POSIX shell (spec.testFiles.git); pip runs in the test's own image.
+    gitImage: str = "alpine/git:2.47.2"
+    gitPullPolicy: str = "IfNotPresent"
+    resources: dict[str, dict[str, str]] = dataclasses.field(default_factory=_default_init_resources)
+    # sizeLimit of each volume they fill (the fetched files; the installed packages).
+    volumeSizeLimit: str = "512Mi"
+
+
 @dataclasses.dataclass(frozen=True)
 class MasterReadsConfig:
     """Caps on what the operator reads from a test's master (the tenant's code).
@@ -104,6 +125,7 @@ class OperatorConfig:
     # Where the master's REST API is reached; {service} and {namespace} are filled in.
     statsUrlTemplate: str = "http://{service}.{namespace}.svc:8089/stats/requests"
     masterReads: MasterReadsConfig = dataclasses.field(default_factory=MasterReadsConfig)
+    initContainers: InitContainersConfig = dataclasses.field(default_factory=InitContainersConfig)
     # The longest a test may run, from its creation, when its spec.maxDurationSeconds
     # is not set: then its Jobs are ended and it fails (DeadlineExceeded). 0: no limit.
     maxTestDurationSeconds: int = 86400
@@ -120,6 +142,7 @@ class OperatorConfig:
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "metricsExporter.pullPolicy": ("Always", "IfNotPresent", "Never"),
+    "initContainers.gitPullPolicy": ("Always", "IfNotPresent", "Never"),
     "logFormat": ("text", "json"),
 }
 _NON_NEGATIVE = {"jobTtlSecondsAfterFinished", "podHealthGraceSeconds", "statsPollSeconds",
@@ -212,6 +235,8 @@ def _check(path: str, value: Any) -> None:
         raise ConfigError(f"{path}: must be >= 1, got {value}")
     if path in _PORT and not 1 <= value <= 65535:
         raise ConfigError(f"{path}: must be a port number 1..65535, got {value}")
+    if path == "initContainers.volumeSizeLimit" and not _QUANTITY.match(value):
+        raise ConfigError(f"{path}: {value!r} is not a Kubernetes quantity")
     if path == "statsUrlTemplate":
         try:
             url = value.format(service="s", namespace="n")

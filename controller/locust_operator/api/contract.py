@@ -33,6 +33,10 @@ CHILD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
 MASTER, WORKER = "master", "worker"
 
+# Init containers of the master and worker pods (build/pod_setup.py): the test files
+# from git, then the Python requirements. Their failures have reasons of their own.
+FETCH_CONTAINER, INSTALL_CONTAINER = "fetch-test-files", "install-requirements"
+
 MASTER_PORT = 5557  # workers connect to the master here
 WEB_PORT = 8089  # the master's web UI and REST API (/stats/requests)
 WORKER_PORT = 8080
@@ -91,6 +95,10 @@ SCHEDULED_TIME_ANNOTATION = f"{ANNOTATION_PREFIX}/scheduled-time"
 # "true" on a run of a schedule with keepReportRuns: its HTML report is kept in a
 # ConfigMap of its own (`report_name`), which the schedule deletes once the run is old.
 SEPARATE_REPORT_ANNOTATION = f"{ANNOTATION_PREFIX}/separate-report"
+
+# The master pod's generated LoadTestShape (spec.loadShape), mounted as a file by the
+# downward API: visible in `render`, gone with the pod, no object of its own.
+LOAD_SHAPE_ANNOTATION = f"{ANNOTATION_PREFIX}/load-shape"
 
 # Set to "true" on a running test to stop it; its results so far are kept (user-facing).
 ABORT_ANNOTATION = "locust.io/abort"

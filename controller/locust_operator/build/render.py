@@ -22,6 +22,7 @@ import yaml
 
 from locust_operator.api.config import OperatorConfig
 from locust_operator.api.contract import (
+    LOAD_SHAPE_ANNOTATION,
     MASTER_PORT,
     WEB_PORT,
     WORKER_PORT,
@@ -31,6 +32,8 @@ from locust_operator.api.contract import (
     service_selector,
 )
 from locust_operator.api.shipped import shipped_dir
+from locust_operator.build import pod_setup
+from locust_operator.build.load_shape import SHAPE_DIR, SHAPE_FILE, shape_source, with_shape_file
 from locust_operator.validation.documents import SAFE_LOADER
 
 TEMPLATE_NAMES = ("service.yaml.j2", "master-job.yaml.j2", "worker-job.yaml.j2")
@@ -66,7 +69,9 @@ def master_args(spec: dict[str, Any], worker_connect_timeout: int = 0) -> list[s
     # --json prints every request's stats on exit: the operator reads them from the
     # master's log when it was not up to read the REST API before autoquit (rules/results.py).
     args += ["--enable-rebalancing", "--only-summary", "--json"]
-    return args + list(master.get("extraArgs", []))
+    args += list(master.get("extraArgs", []))
+    # spec.loadShape: the generated LoadTestShape joins the user's locustfile(s).
+    return with_shape_file(args, f"{SHAPE_DIR}/{SHAPE_FILE}") if spec.get("loadShape") else args
 
 
 def worker_args(spec: dict[str, Any], master_host: str) -> list[str]:
@@ -102,7 +107,8 @@ def _env(spec: dict[str, Any]) -> list[dict[str, Any]]:
         env += [{"name": k, "value": v} for k, v in sorted(otel.get("extraEnvVars", {}).items())]
     # The user's variables come last, as in the Go operator: for a duplicate name
     # Kubernetes keeps the last entry, so the user can override an OTEL_* value.
-    return env + [dict(v) for v in spec.get("env", {}).get("variables", [])]
+    env += [dict(v) for v in spec.get("env", {}).get("variables", [])]
+    return pod_setup.with_python_path(env, spec)
 
 
 def _env_from(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -122,7 +128,7 @@ def secret_volume_name(secret: str) -> str:
 
 
 def _volumes_and_mounts(
-    spec: dict[str, Any], role: str, role_volume: str
+    spec: dict[str, Any], role: str, role_volume: str, config: OperatorConfig
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
@@ -131,8 +137,16 @@ def _volumes_and_mounts(
         volumes.append({"name": role_volume, "configMap": {"name": files["configMapRef"]}})
         mounts.append({"name": role_volume, "mountPath": files["srcMountPath"], "readOnly": True})
     if files.get("libConfigMapRef"):
-        volumes.append({"name": "locust-lib", "configMap": {"name": files["libConfigMapRef"]}})
-        mounts.append({"name": "locust-lib", "mountPath": files["libMountPath"], "readOnly": True})
+        volumes.append({"name": pod_setup.LIB_VOLUME, "configMap": {"name": files["libConfigMapRef"]}})
+        mounts.append({"name": pod_setup.LIB_VOLUME, "mountPath": files["libMountPath"], "readOnly": True})
+    volumes += pod_setup.setup_volumes(spec, config)
+    mounts += pod_setup.setup_mounts(spec)
+    if role == "master" and spec.get("loadShape"):
+        # The generated file is the pod's annotation, written into the pod by the
+        # kubelet: no object to create or own, nothing more for the RBAC.
+        volumes.append({"name": "load-shape", "downwardAPI": {"items": [{"path": SHAPE_FILE, "fieldRef": {
+            "fieldPath": f"metadata.annotations['{LOAD_SHAPE_ANNOTATION}']"}}]}})
+        mounts.append({"name": "load-shape", "mountPath": SHAPE_DIR, "readOnly": True})
     for secret in spec.get("env", {}).get("secretMounts", []):
         volume = secret_volume_name(secret["name"])
         volumes.append({"name": volume, "secret": {"secretName": secret["name"]}})
@@ -190,7 +204,9 @@ def _role(test: dict[str, Any], config: OperatorConfig, role: str) -> dict[str, 
                        "prometheus.io/port": str(config.metricsExporter.port)}
     # The user's annotations win over the exporter defaults (e.g. scrape: "false").
     annotations.update(user.get("annotations", {}))
-    volumes, mounts = _volumes_and_mounts(spec, role, pod_name)
+    if role == "master" and spec.get("loadShape"):
+        annotations[LOAD_SHAPE_ANNOTATION] = shape_source(spec["loadShape"])
+    volumes, mounts = _volumes_and_mounts(spec, role, pod_name, config)
     return {
         "name": pod_name,
         "labels": labels,
@@ -202,6 +218,7 @@ def _role(test: dict[str, Any], config: OperatorConfig, role: str) -> dict[str, 
         "resources": user.get("resources") or config.role_resources(role),
         "volumes": volumes,
         "volume_mounts": mounts,
+        "init_containers": pod_setup.init_containers(spec, config, _container_security_context(spec)),
     }
 
 

@@ -6,6 +6,9 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from locust_operator.api.contract import FETCH_CONTAINER, INSTALL_CONTAINER
+from locust_operator.rules.crash import last_error_line
+
 # Container waiting reasons the kubelet reports, by PodsHealthy reason.
 _WAITING_REASONS = {
     "ErrImagePull": "ImagePullError",
@@ -26,8 +29,14 @@ REASON_RANK = {
     "ImagePullError": 1,
     "SchedulingError": 2,
     "CrashLoopBackOff": 3,
+    "TestFilesFetchFailed": 4,
+    "RequirementsFailed": 4,
     "InitializationError": 4,
 }
+
+# The operator's own init containers (build/pod_setup.py) fail with a reason that
+# says which step failed; a user's or a mesh's init container with the general one.
+_INIT_REASONS = {FETCH_CONTAINER: "TestFilesFetchFailed", INSTALL_CONTAINER: "RequirementsFailed"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +45,9 @@ class PodProblem:
     reason: str  # a PodsHealthy condition reason
     message: str
     since: str | None  # the pod's creationTimestamp, start of its grace period
+    # Nothing will change it (an init container of a pod that is never restarted
+    # exited with an error): it fails the test at once, without a grace period.
+    final: bool = False
 
 
 def root_cause(problems: Iterable[PodProblem]) -> PodProblem:
@@ -120,7 +132,16 @@ def pod_problem(pod: Mapping[str, Any]) -> PodProblem | None:
                                   f"{waiting['reason']}: {detail}", since)
             terminated = state.get("terminated") or {}
             if init and not sidecar and terminated and terminated.get("exitCode", 0) != 0:
-                return PodProblem(name, "InitializationError",
-                                  f"pod {name} init container {container.get('name')} exited "
-                                  f"with code {terminated.get('exitCode')}", since)
+                return init_failure(name, since, container, terminated,
+                                    (pod.get("spec") or {}).get("restartPolicy") == "Never")
     return None
+
+
+def init_failure(pod: str, since: str | None, container: Mapping[str, Any], terminated: Mapping[str, Any],
+                 final: bool) -> PodProblem:
+    """An init container that exited with an error, with the last error line of its log."""
+    name = str(container.get("name", ""))
+    line = last_error_line(terminated.get("message"))
+    return PodProblem(pod, _INIT_REASONS.get(name, "InitializationError"),
+                      f"pod {pod} init container {name} exited with code {terminated.get('exitCode')}"
+                      + (f": {line}" if line else ""), since, final)

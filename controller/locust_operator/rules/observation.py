@@ -59,3 +59,12 @@ class Observation:
     # Pods of each role not yet terminated (running or pending), for JobsStopped.
     master_pods_live: int = 0
     worker_pods_live: int = 0
+    # "<role> pod <name>: <last error line>" of a Locust container that exited because
+    # its locustfile could not be loaded (rules/crash.py), the master's first.
+    locustfile_error: str | None = None
+    # The last error line of the master's Locust container, when it exited with an error.
+    master_crash: str | None = None
+    # spec.testFiles.git: its ref ("" for the default branch), None without git; and the
+    # commits the pods fetched, as (pod name, commit), the master's first.
+    git_ref: str | None = None
+    commits: tuple[tuple[str, str], ...] = ()

@@ -10,12 +10,14 @@ test only ever sees the children it owns (pods through their Job's UID).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from locust_operator.api.contract import COMPONENT_LABEL, MASTER, WORKER
+from locust_operator.api.contract import COMPONENT_LABEL, FETCH_CONTAINER, MASTER, WORKER
 from locust_operator.rules.baseline import baseline_set
+from locust_operator.rules.crash import is_locustfile_error, last_error_line
 from locust_operator.rules.health import PodProblem, pod_problem, still_creating
 from locust_operator.rules.observation import Observation
 from locust_operator.rules.thresholds import thresholds_set
@@ -51,6 +53,10 @@ class PodView:
     since: str | None = None
     # The pod's phase is Succeeded or Failed: none of its containers runs any more.
     finished: bool = False
+    # The last error line of the Locust container's log, when it exited with an error.
+    crash: str | None = None
+    # The commit its init container fetched (spec.testFiles.git), once it did.
+    commit: str | None = None
 
 
 def controller_ref(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -81,15 +87,32 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
     ready = status.get("phase") == "Running" and any(
         c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     pod = {"metadata": dict(metadata), "spec": dict(body.get("spec") or {}), "status": dict(status)}
-    terminated = [((c.get("state") or {}).get("terminated") or {}).get("exitCode")
+    terminated = [(c.get("state") or {}).get("terminated") or {}
                   for c in status.get("containerStatuses") or []]
-    codes = [code for code in terminated if isinstance(code, int)]
+    ended = [t for t in terminated if isinstance(t.get("exitCode"), int)]
+    code = ended[0]["exitCode"] if ended else None
     return PodView(job_uid=controller_uid(metadata),
                    role=(metadata.get("labels") or {}).get(COMPONENT_LABEL, ""),
                    ready=ready, problem=pod_problem(pod), name=str(metadata.get("name", "")),
-                   exit_code=codes[0] if codes else None, creating=still_creating(pod),
+                   exit_code=code, creating=still_creating(pod),
                    since=metadata.get("creationTimestamp"),
-                   finished=status.get("phase") in ("Succeeded", "Failed"))
+                   finished=status.get("phase") in ("Succeeded", "Failed"),
+                   crash=last_error_line(ended[0].get("message")) if code else None,
+                   commit=fetched_commit(status))
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+def fetched_commit(status: Mapping[str, Any]) -> str | None:
+    """The commit the fetch-test-files init container wrote to its termination log (checked:
+    the message is the pod's own, so only a SHA-1 or SHA-256 hex name is taken)."""
+    for container in status.get("initContainerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        if container.get("name") == FETCH_CONTAINER and terminated.get("exitCode") == 0:
+            message = str(terminated.get("message") or "").strip()
+            return message if _COMMIT.fullmatch(message) else None
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +171,27 @@ def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace
         master_pods_live=sum(1 for p in pods if p.role == MASTER and not p.finished),
         worker_pods_live=sum(1 for p in pods if p.role == WORKER and not p.finished),
         deleted=tuple(sorted(deleted)),
+        locustfile_error=_locustfile_error(pods),
+        master_crash=next((p.crash for p in pods if p.role == MASTER and p.crash), None),
+        git_ref=_git_ref(test["spec"]),
+        commits=tuple((p.name, p.commit) for p in sorted(pods, key=_master_first) if p.commit),
         problems=tuple(sorted((p.problem for p in pods if p.problem is not None),
                               key=lambda problem: problem.pod)),
     )
+
+
+def _master_first(pod: PodView) -> tuple[bool, str]:
+    return pod.role != MASTER, pod.name
+
+
+def _locustfile_error(pods: Iterable[PodView]) -> str | None:
+    """Why a Locust container could not load its locustfile, the master's first."""
+    for pod in sorted(pods, key=_master_first):
+        if pod.crash and is_locustfile_error(pod.crash):
+            return f"{pod.role} pod {pod.name}: {pod.crash}"
+    return None
+
+
+def _git_ref(spec: Mapping[str, Any]) -> str | None:
+    git = (spec.get("testFiles") or {}).get("git")
+    return str(git.get("ref", "")) if isinstance(git, Mapping) else None

@@ -19,6 +19,7 @@ from typing import Any
 from locust_operator.api.contract import FAILED, PENDING, RUNNING, SUCCEEDED, TERMINAL
 from locust_operator.api.times import parse_timestamp, timestamp
 from locust_operator.rules.conditions import CONDITION_ORDER, condition, keep_condition, set_condition
+from locust_operator.rules.fetched import fetched_files_status
 from locust_operator.rules.health import PodProblem, root_cause
 from locust_operator.rules.jobs import (
     STOP_AFTER_GRACE,
@@ -48,6 +49,8 @@ class Derived:
 
 def _overdue(problem: PodProblem, obs: Observation) -> float:
     """Seconds past the problem's grace period (negative: still inside it)."""
+    if problem.final:
+        return float("inf")
     if problem.since is None:
         return 0.0
     return (obs.now - parse_timestamp(problem.since)).total_seconds() - obs.grace_seconds
@@ -242,6 +245,9 @@ def _fields(look: _Look, phase: str, connected: int, result: dict[str, Any] | No
         status["locust"] = locust
     if result:
         status["result"] = result
+    fetched = fetched_files_status(previous, obs.git_ref, obs.commits)
+    if fetched:
+        status["testFiles"] = fetched
     finished = look.conditions.get("Finished") or {}
     if phase in TERMINAL and finished.get("status") == "True":
         status["verdict"] = finished["reason"]

@@ -15,6 +15,10 @@ TEST_SUCCEEDED, THRESHOLDS_BREACHED, LOCUST_ERRORS = "TestSucceeded", "Threshold
 WORKERS_NOT_CONNECTED, TEST_CRASHED, ABORTED = "WorkersNotConnected", "TestCrashed", "Aborted"
 
 
+# A Locust container exited before any request because its locustfile could not be loaded.
+LOCUSTFILE_ERROR = "LocustfileError"
+
+
 # spec.baseline: a change beyond an allowed one, or a baseline that cannot be honoured.
 REGRESSED, BASELINE_INVALID = "Regressed", "BaselineInvalid"
 
@@ -68,8 +72,9 @@ def run_verdict(previous: Status, obs: Observation, result: dict[str, Any] | Non
     code = obs.master_exit_code
     failed_requests = int((result or {}).get("failures", 0) or 0)
     if code is not None and code not in (0, 1):
-        return False, TEST_CRASHED, f"the master exited with code {code}" + (
-            f": {job_failure(obs.master_job)}" if job_phase == FAILED and obs.master_job else "")
+        why = obs.master_crash or (job_failure(obs.master_job) if job_phase == FAILED and obs.master_job
+                                   else "")
+        return False, TEST_CRASHED, f"the master exited with code {code}" + (f": {why}" if why else "")
     if code is None and job_phase == FAILED and failed_requests == 0:
         return False, TEST_CRASHED, job_failure(obs.master_job or {})
     if workers_never_connected(previous, obs, result):
@@ -156,6 +161,8 @@ def decide(previous: Status, obs: Observation, phase: str, failure: str | None,
         return FAILED, (ABORTED, "aborted on request (annotation locust.io/abort)" + _so_far(result))
     if failure is not None and not (master_done and phase == SUCCEEDED):
         return FAILED, (TEST_FAILED, failure)
+    if obs.locustfile_error and not _requests_made(obs, result):
+        return FAILED, (LOCUSTFILE_ERROR, f"the locustfile could not be loaded: {obs.locustfile_error}")
     if master_done or early:
         passed, reason, message = run_verdict(previous, obs, result, phase)
         return (SUCCEEDED if passed else FAILED), (reason, message)
@@ -163,6 +170,15 @@ def decide(previous: Status, obs: Observation, phase: str, failure: str | None,
         return FAILED, (DEADLINE_EXCEEDED, f"the test ran longer than {obs.deadline_exceeded}s "
                         "(maxDurationSeconds)" + _so_far(result))
     return phase, None
+
+
+def _requests_made(obs: Observation, result: dict[str, Any] | None) -> bool:
+    """Requests were made (final or live numbers): a later crash is not a locustfile that failed to load."""
+    try:
+        live = float((obs.locust or {}).get("totalRps", 0) or 0)
+    except ValueError:
+        live = 0.0
+    return int((result or {}).get("requests", 0) or 0) > 0 or live > 0
 
 
 def _so_far(result: dict[str, Any] | None) -> str:

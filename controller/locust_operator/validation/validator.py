@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import decimal
 import functools
+import itertools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -249,13 +250,20 @@ def _cel_is_less_than(left: Any, right: Any) -> Any:
     return celpy.celtypes.BoolType(left.amount < right.amount)
 
 
+def _cel_is_sorted(items: Any) -> Any:
+    """Kubernetes' lists library `isSorted()`: every item <= the next."""
+    values = list(items)
+    return celpy.celtypes.BoolType(all(a <= b for a, b in itertools.pairwise(values)))
+
+
 def _cel_sum(items: Any) -> Any:
     return celpy.celtypes.IntType(sum(int(item) for item in items))
 
 
 _CEL_FUNCTIONS: dict[str, Any] = {
     "replace": _cel_replace, "isQuantity": _cel_is_quantity, "quantity": _cel_quantity,
-    "compareTo": _cel_compare_to, "isLessThan": _cel_is_less_than, "sum": _cel_sum}
+    "compareTo": _cel_compare_to, "isLessThan": _cel_is_less_than, "sum": _cel_sum,
+    "isSorted": _cel_is_sorted}
 
 
 @functools.cache
