@@ -17,6 +17,8 @@ Images (NAME: reference, the one users already write):
   locust    locustio/locust:<LOCUST_VERSION>     the examples' image: base + a venv with Locust
   operator  <chart image.repository>:<appVersion> the Dockerfile, built by buildah on the base
   exporter  <config metricsExporter.image>        images/locust-exporter (Go, static), nothing else
+  git       <config initContainers.gitImage>      base + Debian's git, openssh-client, CA certificates
+                                                  (images/git; the git init container, the tests' git server)
 
 Each image is a docker-archive tar (manifest.json with RepoTags, a config, one
 uncompressed layer tar per layer), which `ctr -n k8s.io images import` accepts.
@@ -277,18 +279,32 @@ def chart_image_ref(root: Path = REPO_ROOT) -> str:
     return f"{repo.group(1)}:{(tag.group(1) if tag else '') or app.group(1)}"
 
 
-def exporter_image_ref(root: Path = REPO_ROOT) -> str:
-    """MetricsExporterConfig.image's default in controller/locust_operator/api/config.py."""
+def config_default(cls: str, field: str, root: Path = REPO_ROOT) -> str:
+    """A field's default in controller/locust_operator/api/config.py, read without importing it.
+
+    The operator's config is the one place an image reference users may override is
+    written; the image built here carries that reference, so nothing else repeats it.
+    """
     import ast
 
     tree = ast.parse((root / "controller" / "locust_operator" / "api" / "config.py").read_text())
     for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == "MetricsExporterConfig":
+        if isinstance(node, ast.ClassDef) and node.name == cls:
             for item in node.body:
                 if (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
-                        and item.target.id == "image" and isinstance(item.value, ast.Constant)):
+                        and item.target.id == field and isinstance(item.value, ast.Constant)):
                     return str(item.value.value)
-    raise ImageError("config.py: MetricsExporterConfig.image default not found")
+    raise ImageError(f"config.py: {cls}.{field} default not found")
+
+
+def exporter_image_ref(root: Path = REPO_ROOT) -> str:
+    """MetricsExporterConfig.image's default: the exporter sidecar's image."""
+    return config_default("MetricsExporterConfig", "image", root)
+
+
+def git_image_ref(root: Path = REPO_ROOT) -> str:
+    """InitContainersConfig.gitImage's default: the git init container's image."""
+    return config_default("InitContainersConfig", "gitImage", root)
 
 
 # The operator image's inputs: the Dockerfile's COPY sources (a unit test checks
@@ -339,6 +355,9 @@ def plan(root: Path = REPO_ROOT, versions: Mapping[str, str] | None = None,
             {"recipe": RECIPE, "go": go if go is not None else go_version(),
              "ref": exporter_image_ref(root)},
             source_files(root, ["images/locust-exporter/*"]), root=root)),
+        Image("git", git_image_ref(root), cache_key(
+            {"recipe": RECIPE, "base": base.key, "ref": git_image_ref(root)},
+            source_files(root, ["images/git/*"]), root=root), "base"),
     ]
     return {image.name: image for image in images}
 
@@ -525,6 +544,10 @@ def build(names: Sequence[str], cache_root: Path) -> dict[str, Image]:
                 elif image.name == "operator":
                     log("operator: buildah build Dockerfile (BASE_IMAGE = the local base)")
                     buildah.build(image.ref, REPO_ROOT, REPO_ROOT / "Dockerfile", base_arg, out)
+                elif image.name == "git":
+                    log("git: buildah build images/git (apt-get install git openssh-client ca-certificates)")
+                    buildah.build(image.ref, REPO_ROOT / "images" / "git",
+                                  REPO_ROOT / "images" / "git" / "Containerfile", base_arg, out)
                 else:
                     build_exporter(image, out, work, cache_root, buildah)
             seconds = time.monotonic() - started

@@ -42,6 +42,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "operator": {"User": "65532:65532", "Entrypoint": ["locust-operator"],
                  "Cmd": ["run", "--all-namespaces"]},
     "exporter": {"User": "65534:65534", "Entrypoint": ["/bin/locust_exporter"]},
+    "git": {"User": "1000:1000", "Cmd": ["sh"], "WorkingDir": "/home/git"},
     "base": {"Cmd": ["python3"]},
 }
 

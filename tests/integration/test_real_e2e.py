@@ -33,6 +33,7 @@ import pytest
 import yaml
 
 from tests.support import browser
+from tests.support.real_operator import install_operator
 from tests.support.real_series import SCHEDULE, SLOW_DELAY_MS, schedule, series_objects, slow_target
 from tests.support.real_series import TARGET as SERIES_TARGET
 
@@ -314,13 +315,7 @@ def e2e(real_node_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
                    configmap("e2e-lib", {"e2e_paths.py": 'PATHS = ["/", "/health"]\n'})]
         c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                                    "items": objects}))
-        # Small requests so that all scenarios fit the node's 2 CPUs at once.
-        c.helm("install", RELEASE, str(CHART), "-n", operator_ns, "--wait", "--timeout", "120s",
-               "--set", f"watchNamespaces={{{ns}}}",
-               "--set", f"config.podHealthGraceSeconds={GRACE}",
-               "--set", "config.statsPollSeconds=2",
-               "--set", "config.resources.requests.cpu=10m",
-               "--set", "config.resources.requests.memory=64Mi")
+        install_operator(c, RELEASE, operator_ns, ns, GRACE)
         c.run(str(c.bin_dir / "kubectl"), "-n", ns, "rollout", "status", "deployment/target",
               "--timeout=90s", timeout=100)
         print(f"[{time.monotonic() - started:5.1f}s] operator installed, target ready")

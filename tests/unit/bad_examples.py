@@ -130,7 +130,7 @@ BAD_EXAMPLES: list[tuple[str, Mutation, str, str]] = [
      "spec.loadShape.stages", "strictly increasing durations"),
     ("stage-zero-spawn-rate",
      _set("spec.loadShape", {"stages": [{"duration": 30, "users": 1, "spawnRate": 0}]}),
-     "spec.loadShape.stages[0].spawnRate", ">= 0.001"),
+     "spec.loadShape.stages[0].spawnRate", "greater than 0"),
     ("stage-negative-users",
      _set("spec.loadShape", {"stages": [{"duration": 30, "users": -1, "spawnRate": 1}]}),
      "spec.loadShape.stages[0].users", ">= 0"),

@@ -65,6 +65,13 @@ def test_exporter_ref_is_the_config_default() -> None:
     assert images.exporter_image_ref() == OperatorConfig().metricsExporter.image
 
 
+def test_git_ref_is_the_config_default() -> None:
+    """The git init container's default image is the one built here (a local stand-in)."""
+    assert images.git_image_ref() == OperatorConfig().initContainers.gitImage == "alpine/git:2.47.2"
+    assert images.plan(go="go1")["git"].ref == "alpine/git:2.47.2"
+    assert images.plan(go="go1")["git"].parent == "base"
+
+
 def _copy_repo_inputs(dst: Path) -> None:
     for rel in ["scripts/versions.env", "charts/locust-operator/values.yaml",
                 "charts/locust-operator/Chart.yaml", "controller/locust_operator/api/config.py"]:
@@ -83,8 +90,15 @@ def test_cache_keys_follow_their_inputs(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM x\nUSER 1\n")
     changed = images.plan(tmp_path, go="go1.26")
     assert changed["operator"].key != first["operator"].key
-    assert [changed[n].key for n in ("base", "locust", "exporter")] == \
-        [first[n].key for n in ("base", "locust", "exporter")]
+    assert [changed[n].key for n in ("base", "locust", "exporter", "git")] == \
+        [first[n].key for n in ("base", "locust", "exporter", "git")]
+
+    # The git image follows its Containerfile only.
+    (tmp_path / "images" / "git").mkdir(parents=True)
+    (tmp_path / "images" / "git" / "Containerfile").write_text("FROM z\n")
+    with_git = images.plan(tmp_path, go="go1.26")
+    assert {n for n in with_git if with_git[n].key != changed[n].key} == {"git"}
+    changed = with_git
 
     # Bytecode and caches are no input.
     (tmp_path / "controller" / "locust_operator" / "__pycache__").mkdir()
@@ -99,7 +113,7 @@ def test_cache_keys_follow_their_inputs(tmp_path: Path) -> None:
 
     # A new base suite rebuilds everything built on it, not the exporter.
     other = images.plan(tmp_path, {**versions, "DEBIAN_SUITE": "trixie"}, go="go1.26")
-    assert {n for n in other if other[n].key != changed[n].key} == {"base", "locust", "operator"}
+    assert {n for n in other if other[n].key != changed[n].key} == {"base", "locust", "operator", "git"}
     assert images.plan(tmp_path, go="go1.27")["exporter"].key != changed["exporter"].key
 
 

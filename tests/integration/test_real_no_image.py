@@ -1,0 +1,233 @@
+"""Tests without building an image, on the real node: no internet, every server in the cluster.
+
+An in-cluster package index (a PEP 503 tree of wheels downloaded on the host from
+tests/support/index_wheels.txt, served by the Locust image) and an in-cluster git
+server (smart HTTP by git-http-backend in the git image, a bare repository with a
+tag v1 and a later commit on main) are started here; then, at once, in one
+namespace: a test whose locustfile imports its lib both ways from a custom
+libMountPath and needs packages from that index; one whose files come from git at
+the tag (the status names the tag's commit, not main's); one with three load
+stages whose user counts Locust's own stats follow; and the failure paths (an
+unknown package, an unreachable git URL, a locustfile with an import error),
+each with its reason and message. The chart's operator runs in-cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.support import git_server, package_index
+from tests.support.real_operator import install_operator
+
+from .conftest import REPO_ROOT, Cluster
+from .test_real_e2e import configmap, target_objects
+
+pytestmark = pytest.mark.real_node
+
+RELEASE = "lo-noimage"
+GRACE = 30
+
+USES_PACKAGES = """
+import helper
+from lib.helper import PATH
+from locust import HttpUser, constant, task
+from slugify import slugify
+from tabulate import tabulate
+
+assert helper.PATH == PATH
+assert slugify("Hello World") == "hello-world"  # python-slugify, and text-unidecode under it
+
+
+class Visitor(HttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def visit(self):
+        self.client.get(PATH, name=tabulate([["ok"]], tablefmt="plain"))
+"""
+
+PLAIN = """
+from locust import HttpUser, constant, task
+
+
+class Visitor(HttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def visit(self):
+        self.client.get("/")
+"""
+
+# In git: v1 requests /v1, the later commit on main /v2 (the tag is what must run).
+GIT_V1 = {"load/hit.py": PLAIN.replace('"/"', '"/v1"'), "README.md": "load tests\n"}
+GIT_MAIN = {"load/hit.py": PLAIN.replace('"/"', '"/v2"')}
+
+BROKEN = "from nosuchmodule import anything\n" + PLAIN
+
+
+def _test(name: str, image: str, locustfile: str, master_args: str = "-u 2 -r 2 --run-time 8s",
+          **spec: Any) -> dict[str, Any]:
+    files = f"/lotest/src/{locustfile}"
+    command = f"--locustfile {files} --host http://target:8080 {master_args}".strip()
+    return {
+        "apiVersion": "locust.io/v2", "kind": "LocustTest", "metadata": {"name": name},
+        "spec": {"image": image,
+                 "master": {"command": command,
+                            "autoquit": {"timeout": 15}},
+                 "worker": {"command": f"--locustfile {files}", "replicas": 1},
+                 **spec},
+    }
+
+
+def scenarios(image: str, ns: str) -> list[dict[str, Any]]:
+    python = {"requirements": ["tabulate==0.9.0", "python-slugify==8.0.4"],
+              "indexUrl": package_index.index_url(ns), "trustedHosts": [package_index.index_host(ns)]}
+    git = {"url": git_server.repo_url(ns), "ref": git_server.TAG, "path": "load"}
+    return [
+        _test("packages", image, "uses_packages.py", python=python,
+              testFiles={"configMapRef": "noimage-files", "libConfigMapRef": "noimage-lib",
+                         "libMountPath": "/mnt/helpers"}),
+        _test("from-git", image, "hit.py", testFiles={"git": git}),
+        _test("stages", image, "plain.py", master_args="", testFiles={"configMapRef": "noimage-files"},
+              loadShape={"stages": [{"duration": 10, "users": 2, "spawnRate": 2},
+                                    {"duration": 20, "users": 6, "spawnRate": 6},
+                                    {"duration": 30, "users": 3, "spawnRate": 3}]}),
+        _test("unknown-package", image, "plain.py", testFiles={"configMapRef": "noimage-files"},
+              python={**python, "requirements": ["nosuchpkg-locust-operator==1.0"]}),
+        _test("git-unreachable", image, "hit.py",
+              testFiles={"git": {**git, "url": f"http://nowhere.{ns}.svc.cluster.local/repo.git"}}),
+        _test("import-error", image, "broken.py", testFiles={"configMapRef": "noimage-files"}),
+    ]
+
+
+@dataclass
+class NoImage:
+    cluster: Cluster
+    ns: str
+    started: float
+    shas: git_server.RepoShas
+    seen_users: dict[str, list[int]] = field(default_factory=dict)
+
+    def status(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.cluster.kubectl_json("-n", self.ns, "get", "lotest", name)
+        return dict(found.get("status") or {})
+
+    def terminal(self, name: str, timeout: float = 240) -> dict[str, Any]:
+        status: dict[str, Any] = self.cluster.wait_for(
+            lambda: (s := self.status(name)).get("phase") in ("Succeeded", "Failed") and s,
+            timeout=timeout, interval=1, what=f"LocustTest {name} to end")
+        print(f"[{time.monotonic() - self.started:5.1f}s] {name}: {status['phase']} {status.get('verdict')}")
+        return status
+
+    def condition(self, name: str, kind: str) -> dict[str, Any]:
+        return next(c for c in self.status(name).get("conditions", []) if c["type"] == kind)
+
+
+@pytest.fixture(scope="module")
+def noimage(real_node_cluster: Cluster) -> Iterator[NoImage]:
+    c = real_node_cluster
+    started = time.monotonic()
+    assert c.cluster_dir is not None
+    c.run(str(REPO_ROOT / "scripts" / "images"), "import", "--address",
+          str(c.cluster_dir / "realnode" / "containerd.sock"), timeout=1800)
+    wheels = package_index.download_wheels()
+    suffix = secrets.token_hex(3)
+    operator_ns, ns = f"noimage-operator-{suffix}", f"noimage-tests-{suffix}"
+    for name in (operator_ns, ns):
+        c.kubectl("create", "namespace", name)
+    image = f"locustio/locust:{c.versions['LOCUST_VERSION']}"
+    try:
+        c.wait_for(lambda: c.kubectl("-n", ns, "get", "serviceaccount", "default", check=False)
+                   .returncode == 0, timeout=60, what="ServiceAccount default")
+        objects = [*target_objects(image), *package_index.index_objects(ns, wheels, image),
+                   *git_server.git_objects(ns, GIT_V1, GIT_MAIN),
+                   configmap("noimage-files", {"uses_packages.py": USES_PACKAGES, "plain.py": PLAIN,
+                                               "broken.py": BROKEN}),
+                   configmap("noimage-lib", {"helper.py": 'PATH = "/helper"\n'})]
+        c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                   "items": objects}))
+        install_operator(c, RELEASE, operator_ns, ns, GRACE)
+        for deployment in ("target", package_index.NAME, git_server.NAME):
+            c.run(str(c.bin_dir / "kubectl"), "-n", ns, "rollout", "status", f"deployment/{deployment}",
+                  "--timeout=120s", timeout=130)
+        print(f"\n[{time.monotonic() - started:5.1f}s] operator, target, package index and git server ready")
+        c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                   "items": scenarios(image, ns)}))
+        yield NoImage(c, ns, time.monotonic(), git_server.expected_shas(GIT_V1, GIT_MAIN))
+    finally:
+        c.helm("uninstall", RELEASE, "-n", operator_ns, "--wait", check=False)
+        for name in (ns, operator_ns):
+            c.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_stages_are_followed_by_locusts_own_user_count(noimage: NoImage) -> None:
+    """Polled first, while it runs: the live user counts the master reports (statsPollSeconds=2)."""
+    seen: list[int] = []
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        status = noimage.status("stages")
+        count = (status.get("locust") or {}).get("userCount")
+        if status.get("phase") == "Running" and isinstance(count, int) and (not seen or seen[-1] != count):
+            seen.append(count)
+        if status.get("phase") in ("Succeeded", "Failed"):
+            break
+        time.sleep(0.5)
+    print(f"stages: user counts seen {seen}")
+    done = noimage.terminal("stages")
+    assert done["phase"] == "Succeeded", done
+    # Each stage's users, in order (a count while spawning may show between them).
+    held = [n for n in seen if n in (2, 6, 3)]
+    assert [n for i, n in enumerate(held) if i == 0 or held[i - 1] != n][:3] == [2, 6, 3], seen
+    assert done["locust"]["maxUserCount"] == 6
+    # The master command had no --users/--run-time: the shape ran the test and stopped it.
+    master = noimage.cluster.kubectl_json("-n", noimage.ns, "get", "job", "stages-master")
+    args = master["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "-u" not in args and "--run-time" not in args
+    assert args[1].endswith(",/opt/locust-operator/load-shape/locust_operator_load_shape.py")
+
+
+def test_packages_from_the_index_and_the_lib_imported_both_ways(noimage: NoImage) -> None:
+    done = noimage.terminal("packages")
+    assert done["phase"] == "Succeeded", done
+    assert done["verdict"] == "TestSucceeded"
+    assert done["result"]["requests"] > 0 and done["result"]["failures"] == 0
+
+
+def test_files_from_git_at_a_tag_record_the_commit(noimage: NoImage) -> None:
+    done = noimage.terminal("from-git")
+    assert done["phase"] == "Succeeded", done
+    assert noimage.shas.v1 != noimage.shas.main
+    assert done["testFiles"] == {"commit": noimage.shas.v1, "ref": git_server.TAG}
+
+
+@pytest.mark.parametrize(("name", "reason", "words"), [
+    ("unknown-package", "RequirementsFailed",
+     "init container install-requirements exited with code 1: "
+     "ERROR: No matching distribution found for nosuchpkg-locust-operator==1.0"),
+    ("git-unreachable", "TestFilesFetchFailed", "init container fetch-test-files exited with code 128: "
+     "fatal: unable to access"),
+])
+def test_a_failed_setup_step_fails_the_test_with_its_error_line(noimage: NoImage, name: str, reason: str,
+                                                                words: str) -> None:
+    done = noimage.terminal(name, timeout=120)
+    assert (done["phase"], done["verdict"]) == ("Failed", "TestFailed"), done
+    healthy = noimage.condition(name, "PodsHealthy")
+    assert healthy["reason"] == reason, healthy
+    assert words in healthy["message"], healthy
+    assert words in noimage.condition(name, "TestCompleted")["message"]
+    print(f"{name}: {reason}: {healthy['message']}")
+
+
+def test_a_locustfile_that_cannot_load_says_why(noimage: NoImage) -> None:
+    done = noimage.terminal("import-error", timeout=120)
+    assert (done["phase"], done["verdict"]) == ("Failed", "LocustfileError"), done
+    message = noimage.condition("import-error", "TestCompleted")["message"]
+    assert "broken.py line 1: ModuleNotFoundError: No module named 'nosuchmodule'" in message, message
+    print(f"import-error: LocustfileError: {message}")
