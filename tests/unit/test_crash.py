@@ -299,3 +299,30 @@ def test_any_text_gives_one_bounded_printable_line(message: str, limit: int) -> 
 ])
 def test_is_locustfile_error(line: str, expected: bool) -> None:
     assert is_locustfile_error(line) is expected
+
+
+# The Locust image's master, seen on the real node: after the traceback that ended it,
+# the interpreter reports an error it could not raise at shutdown (gevent + logging).
+SHUTDOWN_NOISE = """  File "/lotest/src/broken.py", line 1, in <module>
+    from nosuchmodule import anything
+ModuleNotFoundError: No module named 'nosuchmodule'
+Exception ignored in: <function _removeHandlerRef at 0x7f02405dbc40>
+Traceback (most recent call last):
+  File "/usr/lib/python3.11/logging/__init__.py", line 855, in _removeHandlerRef
+  File "/usr/lib/python3.11/logging/__init__.py", line 235, in _acquireLock
+  File "/usr/lib/python3.11/threading.py", line 164, in acquire
+  File "/opt/venv/lib/python3.11/site-packages/gevent/thread.py", line 81, in get_ident
+RuntimeError: greenlet is being finalized
+"""
+
+
+@pytest.mark.parametrize(("message", "line"), [
+    (SHUTDOWN_NOISE, "broken.py line 1: ModuleNotFoundError: No module named 'nosuchmodule'"),
+    # A later INFO line says nothing: the traceback stays the cause.
+    (SHUTDOWN_NOISE + "[2026-12-02 04:57:42,001] m/INFO/locust.main: later\n",
+     "broken.py line 1: ModuleNotFoundError: No module named 'nosuchmodule'"),
+    ("Exception ignored in: <x>\nTraceback (most recent call last):\n"
+     "  File \"/a/b.py\", line 1\nOSError: x\n", None),
+])
+def test_errors_python_could_not_raise_are_not_the_cause(message: str, line: str | None) -> None:
+    assert last_error_line(message) == line

@@ -94,3 +94,50 @@ def test_pod_view_marks_a_pod_whose_containers_are_not_created_yet() -> None:
     assert not pod_view({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}).creating
 
 
+
+
+def _exited_pod(role: str, name: str, code: int, message: str, commit: str | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": "Failed" if code else "Succeeded", "containerStatuses": [
+        {"name": "locust", "state": {"terminated": {"exitCode": code, "message": message}}}]}
+    if commit:
+        status["initContainerStatuses"] = [{"name": "fetch-test-files", "state": {"terminated": {
+            "exitCode": 0, "message": commit}}}]
+    meta = {**_meta(role, name, "jm" if role == "master" else "jw", "Job"), "name": name}
+    return {"metadata": meta, "spec": {}, "status": status}
+
+
+IMPORT_ERROR = 'Traceback (most recent call last):\n  File "/lotest/src/hit.py", line 2, in <module>\n' \
+               "ModuleNotFoundError: No module named 'helper'\n"
+
+
+@pytest.mark.parametrize(("pods", "locustfile_error", "master_crash"), [
+    # The master's reason first, whatever order the pods are listed in.
+    ([("worker", "t-worker-b", 1, "No User class found!"), ("master", "t-master-a", 1, IMPORT_ERROR)],
+     "master pod t-master-a: hit.py line 2: ModuleNotFoundError: No module named 'helper'",
+     "hit.py line 2: ModuleNotFoundError: No module named 'helper'"),
+    ([("worker", "t-worker-b", 1, IMPORT_ERROR), ("master", "t-master-a", 0, "")],
+     "worker pod t-worker-b: hit.py line 2: ModuleNotFoundError: No module named 'helper'", None),
+    # Killed, out of memory: a crash with its line, but no locustfile error.
+    ([("master", "t-master-a", 137, "MemoryError")], None, "MemoryError"),
+    ([("master", "t-master-a", 0, "done")], None, None),
+])
+def test_a_crashed_locust_container_says_why(pods: list[tuple[str, str, int, str]],
+                                             locustfile_error: str | None, master_crash: str | None) -> None:
+    jobs = [job_view({"metadata": _meta("master", "jm", "u1"), "status": {}}),
+            job_view({"metadata": _meta("worker", "jw", "u1"), "status": {}})]
+    views = [pod_view(_exited_pod(*pod)) for pod in pods]
+    obs = observe(TEST, Children(jobs=jobs, pods=views), now=NOW, grace_seconds=30)
+    assert (obs.locustfile_error, obs.master_crash) == (locustfile_error, master_crash)
+
+
+def test_the_commits_fetched_master_first_and_the_ref_asked() -> None:
+    sha_m, sha_w = "1" * 40, "2" * 40
+    jobs = [job_view({"metadata": _meta("master", "jm", "u1"), "status": {}}),
+            job_view({"metadata": _meta("worker", "jw", "u1"), "status": {}})]
+    pods = [pod_view(_exited_pod("worker", "t-worker-a", 0, "", sha_w)),
+            pod_view(_exited_pod("master", "t-master-z", 0, "", sha_m))]
+    test = {**TEST, "spec": {**TEST["spec"], "testFiles": {"git": {"url": "https://g/r.git", "ref": "v1"}}}}
+    obs = observe(test, Children(jobs=jobs, pods=pods), now=NOW, grace_seconds=30)
+    assert obs.commits == (("t-master-z", sha_m), ("t-worker-a", sha_w))
+    assert obs.git_ref == "v1"
+    assert observe(TEST, Children(jobs=jobs, pods=pods), now=NOW, grace_seconds=30).git_ref is None

@@ -67,7 +67,7 @@ def last_error_line(message: str | None, *, limit: int = DEFAULT_LIMIT) -> str |
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    lines = clean_lines(message or "")
+    lines = without_ignored(clean_lines(message or ""))
     hits = [hit for rule in _RULES if (hit := rule(lines)) is not None]
     found = max(hits, default=None) or _last_line(lines)
     if found is None:
@@ -87,6 +87,26 @@ def is_locustfile_error(line: str) -> bool:
     from importing the locustfile (or what it imports).
     """
     return _LOCUSTFILE_ERROR.match(line) is not None
+
+
+def without_ignored(lines: list[str]) -> list[str]:
+    """`lines` without Python's "Exception ignored in ..." reports and their tracebacks.
+
+    The interpreter prints them for errors it cannot raise, e.g. at shutdown
+    (Locust's image: `RuntimeError: greenlet is being finalized` in a logging
+    handler, after the traceback that made it exit); they are never the cause.
+    A report ends at its exception line, the first one not indented after it.
+    """
+    kept: list[str] = []
+    skipping = False
+    for line in lines:
+        if line.startswith("Exception ignored in"):
+            skipping = True
+        elif skipping and line[:1] not in (" ", "") and not line.startswith("Traceback"):
+            skipping = False
+        elif not skipping:
+            kept.append(line)
+    return kept
 
 
 def clean_lines(message: str) -> list[str]:
