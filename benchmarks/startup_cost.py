@@ -57,6 +57,8 @@ class Sample:
     containers_started_s: float
     connected_s: float | None
     install_s: list[float]
+    most_workers: int  # the most Locust reported connected (status.locust.maxWorkerCount)
+    verdict: str
 
 
 def _test(name: str, image: str, ns: str, workers: int, requirements: bool) -> dict[str, Any]:
@@ -103,6 +105,7 @@ def measure(c: Cluster, ns: str, image: str, workers: int, requirements: bool) -
     created = _time(c.kubectl_json("-n", ns, "get", "lotest", name)["metadata"]["creationTimestamp"])
     connected: float | None = None
     deadline = time.monotonic() + 300
+    status: dict[str, Any] = {}
     while time.monotonic() < deadline:
         status = c.kubectl_json("-n", ns, "get", "lotest", name).get("status") or {}
         if connected is None and (status.get("locust") or {}).get("workerCount") == workers:
@@ -114,7 +117,11 @@ def measure(c: Cluster, ns: str, image: str, workers: int, requirements: bool) -
     starts = [s for s in (_started(p) for p in pods) if s is not None]
     installs = [s for s in (_install_seconds(p) for p in pods) if s is not None]
     sample = Sample(workers, requirements, max(starts) - created if starts else float("nan"), connected,
-                    installs)
+                    installs, int((status.get("locust") or {}).get("maxWorkerCount") or 0),
+                    str(status.get("verdict")))
+    if status.get("phase") != "Succeeded":
+        completed = next((x for x in status.get("conditions", []) if x["type"] == "TestCompleted"), {})
+        print(f"{name}: {status.get('verdict')}: {completed.get('message')}", flush=True)
     c.kubectl("-n", ns, "delete", "lotest", name, "--wait=true", "--timeout=120s", check=False)
     return sample
 
@@ -126,8 +133,9 @@ def _row(samples: list[Sample]) -> str:
     installs = [i for s in samples for i in s.install_s]
     install = (f"{statistics.median(installs):.0f} s (max {max(installs):.0f} s)" if installs else "-")
     counted = f"{statistics.median(connected):.1f} s" if connected else "-"
+    seen = ", ".join(f"{s.most_workers} ({s.verdict})" for s in samples)
     return (f"| {first.workers} | {'yes' if first.requirements else 'no'} | {started:.0f} s | "
-            f"{counted} | {install} |")
+            f"{counted} | {install} | {seen} |")
 
 
 def main() -> None:
@@ -135,6 +143,8 @@ def main() -> None:
     parser.add_argument("--cluster-dir", type=Path, required=True)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 20])
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--requirements", nargs="+", default=["no", "yes"], choices=["no", "yes"],
+                        type=str)
     args = parser.parse_args()
     bin_dir = Path(cluster_script("bin-dir", env=dict(os.environ), capture=True).stdout.strip())
     kubeconfig = args.cluster_dir / "kubeconfig"
@@ -159,10 +169,11 @@ def main() -> None:
             c.run(str(c.bin_dir / "kubectl"), "-n", ns, "rollout", "status", f"deployment/{deployment}",
                   "--timeout=120s", timeout=130)
         print("| worker pods | requirements | creation -> all Locust containers started | "
-              "creation -> Locust counts all workers | pip install per pod (median) |")
-        print("|---|---|---|---|---|")
+              "creation -> Locust counts all workers | pip install per pod (median) | "
+              "most workers Locust saw (verdict) |")
+        print("|---|---|---|---|---|---|")
         for workers in args.workers:
-            for requirements in (False, True):
+            for requirements in (r == "yes" for r in args.requirements):
                 samples = [measure(c, ns, image, workers, requirements) for _ in range(args.repeat)]
                 print(_row(samples), flush=True)
     finally:
