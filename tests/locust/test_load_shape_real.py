@@ -46,9 +46,11 @@ class Visitor(HttpUser):
         self.client.get("/")
 """
 
-STAGES: dict[str, Any] = {"stages": [{"duration": 4, "users": 2, "spawnRate": 10},
-                                     {"duration": 8, "users": 6, "spawnRate": 10},
-                                     {"duration": 12, "users": 3, "spawnRate": 10}], "stop": True}
+# Stages of 6 s: room for the API's 2 s cache and a loaded CI machine (4 s ones flaked there).
+STAGES: dict[str, Any] = {"stages": [{"duration": 6, "users": 2, "spawnRate": 10},
+                                     {"duration": 12, "users": 6, "spawnRate": 10},
+                                     {"duration": 18, "users": 3, "spawnRate": 10}], "stop": True}
+TICK_SLACK = 2.5  # tick() runs about once a second; more under load
 AUTOQUIT = 2
 API_LAG = 2.0 + 0.6  # /stats/requests is memoized for 2 s (locust/web.py), plus a poll and a ramp
 _LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
@@ -165,11 +167,11 @@ def test_the_master_follows_the_stages_then_stops_by_itself(tmp_path: Path) -> N
     assert [users for _, users in updates] == [s["users"] for s in STAGES["stages"]], log
     begin = 0
     for stage, (updated, _) in zip(STAGES["stages"], updates, strict=True):
-        # tick() runs about once a second: each stage starts within a second of the previous end,
-        assert begin <= updated <= begin + 1.5, (stage, updates)
-        # its users all run soon after (the ramp at 10/s and the workers' reports),
-        assert any(users == stage["users"] and updated <= at <= updated + 2 for at, users in spawned), spawned
-        # and the REST API shows them within the stage's window, allowing for its cache.
+        # tick() runs about once a second: each stage starts soon after the previous end,
+        assert begin <= updated <= begin + TICK_SLACK, (stage, updates)
+        # and the REST API shows its users within the stage's window, allowing for its cache.
+        # (Locust's "All users spawned" lines are printed, not asserted: under load a stage
+        # may be replaced before its ramp is reported complete.)
         seen = {users for at, state, users in samples if begin <= at <= stage["duration"] + API_LAG}
         assert stage["users"] in seen, (stage, samples)
         begin = stage["duration"]
@@ -178,7 +180,7 @@ def test_the_master_follows_the_stages_then_stops_by_itself(tmp_path: Path) -> N
             assert users <= max(_active(STAGES, at - API_LAG, at + 0.25)), (at, samples)
     [stopping] = run.logged("Shape test stopping")
     last_end = STAGES["stages"][-1]["duration"]
-    assert last_end <= stopping - start <= last_end + 1.5  # tick() returned None after the last stage
+    assert last_end <= stopping - start <= last_end + TICK_SLACK  # tick() returned None after the last stage
     assert "stopped" in {state for at, state, _ in samples if at > last_end}, samples
     assert ended - stopping <= AUTOQUIT + 8, log  # then --autoquit ended the master on its own
 
