@@ -121,3 +121,16 @@ def test_final_lines_name_the_report_only_when_one_was_kept() -> None:
     assert lines[-1] == "full results: locust-operator report demo -n load -o html (or json, csv)"
     assert final_lines("demo", "load", {"status": {"phase": "Succeeded"}}) == [
         "verdict: no verdict recorded", "no results recorded"]
+
+
+@pytest.mark.parametrize(("fetched", "lines"), [
+    ({"commit": "a" * 40, "ref": "v1"}, [f"test files: git v1 at {'a' * 40}"]),
+    ({"commit": "a" * 40, "ref": ""}, [f"test files: git the default branch at {'a' * 40}"]),
+    ({"commit": "a" * 40, "ref": "main", "message": "not all pods ran commit aaa: w ran bbb"},
+     [f"test files: git main at {'a' * 40}", "  not all pods ran commit aaa: w ran bbb"]),
+    ({"ref": "v1"}, []),  # nothing fetched yet
+    ("not a mapping", []),
+])
+def test_final_lines_name_the_commit_the_files_came_from(fetched: Any, lines: list[str]) -> None:
+    test = {"status": {"phase": "Succeeded", "verdict": "TestSucceeded", "testFiles": fetched}}
+    assert final_lines("demo", "load", test)[2:] == lines

@@ -171,6 +171,13 @@ def final_lines(name: str, namespace: str, test: Mapping[str, Any]) -> list[str]
     """What `wait` prints after the terminal phase line: verdict, results, where the report is."""
     status = test.get("status") or {}
     lines = [verdict_line(test), *result_lines(status)]
+    fetched = status.get("testFiles")
+    if isinstance(fetched, Mapping) and fetched.get("commit"):
+        # Which files ran, to run them again: spec.testFiles.git's ref and the commit fetched.
+        ref = _one_line(fetched.get("ref") or "") or "the default branch"
+        lines.append(f"test files: git {ref} at {_one_line(fetched['commit'])}")
+        if fetched.get("message"):
+            lines.append(f"  {_one_line(fetched['message'])}")
     report = (status.get("result") or {}).get("report") or {}
     if report.get("configMap"):
         lines.append(f"full results: locust-operator report {name} -n {namespace} -o html (or json, csv)")
