@@ -187,7 +187,7 @@ def test_stages_are_followed_by_locusts_own_user_count(noimage: NoImage) -> None
         time.sleep(0.5)
     print(f"stages: user counts seen {seen}")
     done = noimage.terminal("stages")
-    assert done["phase"] == "Succeeded", done
+    assert done["phase"] == "Succeeded", [(c["type"], c["reason"], c["message"]) for c in done["conditions"]]
     # Each stage's users, in order (a count while spawning may show between them).
     held = [n for n in seen if n in (2, 6, 3)]
     assert [n for i, n in enumerate(held) if i == 0 or held[i - 1] != n][:3] == [2, 6, 3], seen
@@ -201,7 +201,7 @@ def test_stages_are_followed_by_locusts_own_user_count(noimage: NoImage) -> None
 
 def test_packages_from_the_index_and_the_lib_imported_both_ways(noimage: NoImage) -> None:
     done = noimage.terminal("packages")
-    assert done["phase"] == "Succeeded", done
+    assert done["phase"] == "Succeeded", [(c["type"], c["reason"], c["message"]) for c in done["conditions"]]
     assert done["verdict"] == "TestSucceeded"
     # Requests were made: every pod imported tabulate, slugify and the lib both ways.
     assert done["result"]["requests"] > 0
@@ -209,7 +209,7 @@ def test_packages_from_the_index_and_the_lib_imported_both_ways(noimage: NoImage
 
 def test_files_from_git_at_a_tag_record_the_commit(noimage: NoImage) -> None:
     done = noimage.terminal("from-git")
-    assert done["phase"] == "Succeeded", done
+    assert done["phase"] == "Succeeded", [(c["type"], c["reason"], c["message"]) for c in done["conditions"]]
     assert noimage.shas.v1 != noimage.shas.main
     assert done["testFiles"] == {"commit": noimage.shas.v1, "ref": git_server.TAG}
 

@@ -402,3 +402,7 @@ def test_the_fetch_script_fails_with_gits_reason(tmp_path: Path, env: dict[str, 
     assert done.returncode != 0
     assert error in done.stderr
     assert not log.exists()
+    # A fetch that fails is tried three times, then git's exit code is the container's.
+    fetch_failed = "GIT_REF" in env
+    assert done.stderr.count("again in 2 s") == (2 if fetch_failed else 0)
+    assert done.returncode == (128 if fetch_failed else 1)

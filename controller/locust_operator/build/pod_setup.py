@@ -31,8 +31,9 @@ LIB_VOLUME, PACKAGES_VOLUME, REQUIREMENTS_VOLUME = "locust-lib", "python-package
 GIT_VOLUME, GIT_SECRET_VOLUME = "test-files-git", "git-credentials"
 
 # POSIX sh (the git image may be Alpine's busybox or Debian's dash). Depth 1 by
-# `fetch` of the ref, which takes a branch, a tag or a commit SHA alike; the user
-# values arrive as environment variables, never inside the script.
+# `fetch` of the ref, which takes a branch, a tag or a commit SHA alike, tried three
+# times (a pod's network or DNS may not answer at its first second; seen once in CI);
+# the user values arrive as environment variables, never inside the script.
 FETCH_SCRIPT = f"""set -eu
 export HOME={GIT_DIR}/home
 mkdir -p "$HOME"
@@ -53,7 +54,14 @@ if [ -f {GIT_SECRET_DIR}/ssh-privatekey ]; then
   fi
   export GIT_SSH_COMMAND="ssh -i $HOME/id -o IdentitiesOnly=yes $hosts"
 fi
-git fetch -q --depth 1 origin "${{GIT_REF:-HEAD}}"
+attempt=1
+until git fetch -q --depth 1 origin "${{GIT_REF:-HEAD}}"; do
+  status=$?
+  if [ "$attempt" -ge 3 ]; then exit "$status"; fi
+  echo "fetch attempt $attempt failed (exit $status); again in 2 s" >&2
+  attempt=$((attempt + 1))
+  sleep 2
+done
 git -c advice.detachedHead=false checkout -q FETCH_HEAD
 commit=$(git rev-parse HEAD)
 if [ -n "${{GIT_PATH:-}}" ] && [ ! -d "$dest/$GIT_PATH" ]; then
