@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from locust_operator.api.config import OperatorConfig
-from locust_operator.api.contract import FETCH_CONTAINER, INSTALL_CONTAINER
+from locust_operator.api.contract import FETCH_CONTAINER, INSTALL_CONTAINER, LOAD_SHAPE_ANNOTATION
+from locust_operator.build.load_shape import SHAPE_DIR, SHAPE_FILE
 
 OPERATOR_DIR = "/opt/locust-operator"
 # The library ConfigMap, mounted a second time as the package `lib` under this
@@ -239,3 +240,14 @@ def with_python_path(env: list[dict[str, Any]], spec: Mapping[str, Any]) -> list
     # Kubernetes keeps the last of duplicate names: that one is merged, in its place.
     merged = {"name": "PYTHONPATH", "value": f"{ours}:{last['value']}" if last.get("value") else ours}
     return [merged if e is last else e for e in env if e is last or e.get("name") != "PYTHONPATH"]
+
+
+def load_shape_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The master's volume and mount of the generated LoadTestShape (spec.loadShape).
+
+    The file is the pod's annotation, written into the pod by the kubelet: no
+    object to create or own, nothing more for the RBAC.
+    """
+    item = {"path": SHAPE_FILE, "fieldRef": {"fieldPath": f"metadata.annotations['{LOAD_SHAPE_ANNOTATION}']"}}
+    return ({"name": "load-shape", "downwardAPI": {"items": [item]}},
+            {"name": "load-shape", "mountPath": SHAPE_DIR, "readOnly": True})

@@ -142,11 +142,9 @@ def _volumes_and_mounts(
     volumes += pod_setup.setup_volumes(spec, config)
     mounts += pod_setup.setup_mounts(spec)
     if role == "master" and spec.get("loadShape"):
-        # The generated file is the pod's annotation, written into the pod by the
-        # kubelet: no object to create or own, nothing more for the RBAC.
-        volumes.append({"name": "load-shape", "downwardAPI": {"items": [{"path": SHAPE_FILE, "fieldRef": {
-            "fieldPath": f"metadata.annotations['{LOAD_SHAPE_ANNOTATION}']"}}]}})
-        mounts.append({"name": "load-shape", "mountPath": SHAPE_DIR, "readOnly": True})
+        shape_volume, shape_mount = pod_setup.load_shape_volume()
+        volumes.append(shape_volume)
+        mounts.append(shape_mount)
     for secret in spec.get("env", {}).get("secretMounts", []):
         volume = secret_volume_name(secret["name"])
         volumes.append({"name": volume, "secret": {"secretName": secret["name"]}})
