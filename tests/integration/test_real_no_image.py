@@ -174,6 +174,11 @@ def noimage(real_node_cluster: Cluster) -> Iterator[NoImage]:
             c.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 
+def _why(status: dict[str, Any]) -> str:
+    """Every condition in full (pytest's repr of a list cuts the messages that say why)."""
+    return "\n".join(f"{c['type']} {c['reason']}: {c['message']}" for c in status.get("conditions", []))
+
+
 def test_stages_are_followed_by_locusts_own_user_count(noimage: NoImage) -> None:
     """Polled first, while it runs: the live user counts the master reports (statsPollSeconds=2)."""
     seen: list[int] = []
@@ -188,7 +193,7 @@ def test_stages_are_followed_by_locusts_own_user_count(noimage: NoImage) -> None
         time.sleep(0.5)
     print(f"stages: user counts seen {seen}")
     done = noimage.terminal("stages")
-    assert done["phase"] == "Succeeded", [(c["type"], c["reason"], c["message"]) for c in done["conditions"]]
+    assert done["phase"] == "Succeeded", _why(done)
     # Locust's own record of the stages, in the master's log: every stage, in order.
     log = noimage.cluster.kubectl("-n", noimage.ns, "logs", "job/stages-master", "-c", "stages-master").stdout
     updates = [int(n) for n in re.findall(r"Shape test updating to (\d+) users", log)]
@@ -210,7 +215,7 @@ def test_stages_are_followed_by_locusts_own_user_count(noimage: NoImage) -> None
 
 def test_packages_from_the_index_and_the_lib_imported_both_ways(noimage: NoImage) -> None:
     done = noimage.terminal("packages")
-    assert done["phase"] == "Succeeded", [(c["type"], c["reason"], c["message"]) for c in done["conditions"]]
+    assert done["phase"] == "Succeeded", _why(done)
     assert done["verdict"] == "TestSucceeded"
     # Requests were made: every pod imported tabulate, slugify and the lib both ways.
     assert done["result"]["requests"] > 0
@@ -218,7 +223,7 @@ def test_packages_from_the_index_and_the_lib_imported_both_ways(noimage: NoImage
 
 def test_files_from_git_at_a_tag_record_the_commit(noimage: NoImage) -> None:
     done = noimage.terminal("from-git")
-    assert done["phase"] == "Succeeded", [(c["type"], c["reason"], c["message"]) for c in done["conditions"]]
+    assert done["phase"] == "Succeeded", _why(done)
     assert noimage.shas.v1 != noimage.shas.main
     assert done["testFiles"] == {"commit": noimage.shas.v1, "ref": git_server.TAG}
 

@@ -26,8 +26,10 @@ from tests.support.operator import install_crd
 from tests.support.real_runs import real_test
 
 SERIES = {"locust.io/series": "checkout"}
-BASELINE = {"responseTimeMs": {"p95": "+50%"}, "failRatio": "+0.01",
-            "perRequest": [{"name": "health", "method": "GET", "responseTimeMs": {"p95": "+50%"}}]}
+# The limit is wide against the noise of a loaded CI machine (a 100 ms target measured at
+# 150 ms once the other runs load it); the slow run is six times slower.
+BASELINE = {"responseTimeMs": {"p95": "+100%"}, "failRatio": "+0.01",
+            "perRequest": [{"name": "health", "method": "GET", "responseTimeMs": {"p95": "+100%"}}]}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -50,9 +52,9 @@ def _cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_slower_run_is_regressed_against_the_last_passed_run(
         cluster: Cluster, namespace: str, tmp_path: Path) -> None:
-    first = _run(cluster, namespace, tmp_path / "1", "checkout-1", latency_ms=20)
-    second = _run(cluster, namespace, tmp_path / "2", "checkout-2", latency_ms=20)
-    third = _run(cluster, namespace, tmp_path / "3", "checkout-3", latency_ms=250)
+    first = _run(cluster, namespace, tmp_path / "1", "checkout-1", latency_ms=100)
+    second = _run(cluster, namespace, tmp_path / "2", "checkout-2", latency_ms=100)
+    third = _run(cluster, namespace, tmp_path / "3", "checkout-3", latency_ms=600)
 
     assert (first["phase"], first["verdict"]) == ("Succeeded", "TestSucceeded")
     assert first["result"]["baseline"] == {
@@ -68,9 +70,9 @@ def test_a_slower_run_is_regressed_against_the_last_passed_run(
     baseline = third["result"]["baseline"]
     assert (baseline["runs"], baseline["passed"]) == (["checkout-2"], False)
     p95 = next(d for d in baseline["deltas"] if d["metric"] == "p95" and not d["request"])
-    assert p95["breached"] and p95["limit"] == "+50%"
-    assert int(p95["measured"]) >= 250 > int(p95["baseline"])
-    expected = f"p95 {p95['measured']} ms vs {p95['baseline']} ms in checkout-2 ({p95['change']} > +50%)"
+    assert p95["breached"] and p95["limit"] == "+100%"
+    assert int(p95["measured"]) >= 600 > int(p95["baseline"])
+    expected = f"p95 {p95['measured']} ms vs {p95['baseline']} ms in checkout-2 ({p95['change']} > +100%)"
     assert expected in baseline["breaches"]
     assert any(b.startswith("GET health p95 ") for b in baseline["breaches"])
     assert "regressed: " + expected in _message(third)

@@ -402,7 +402,8 @@ def test_the_fetch_script_fails_with_gits_reason(tmp_path: Path, env: dict[str, 
     assert done.returncode != 0
     assert error in done.stderr
     assert not log.exists()
-    # A fetch that fails is tried three times, then git's exit code is the container's.
+    # A fetch that fails is tried four times, 1, 2 and 4 s apart, then git's exit code is the container's.
     fetch_failed = "GIT_REF" in env
-    assert done.stderr.count("again in 2 s") == (2 if fetch_failed else 0)
+    retries = [line.split("; ")[1] for line in done.stderr.splitlines() if line.startswith("fetch attempt")]
+    assert retries == (["again in 1 s", "again in 2 s", "again in 4 s"] if fetch_failed else [])
     assert done.returncode == (128 if fetch_failed else 1)

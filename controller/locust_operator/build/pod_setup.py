@@ -32,8 +32,9 @@ LIB_VOLUME, PACKAGES_VOLUME, REQUIREMENTS_VOLUME = "locust-lib", "python-package
 GIT_VOLUME, GIT_SECRET_VOLUME = "test-files-git", "git-credentials"
 
 # POSIX sh (the git image may be Alpine's busybox or Debian's dash). Depth 1 by
-# `fetch` of the ref, which takes a branch, a tag or a commit SHA alike, tried three
-# times (a pod's network or DNS may not answer at its first second; seen once in CI);
+# `fetch` of the ref, which takes a branch, a tag or a commit SHA alike, tried four
+# times 1, 2 and 4 s apart (a pod's network or DNS may not answer at its first seconds;
+# seen twice in CI under load);
 # the user values arrive as environment variables, never inside the script.
 FETCH_SCRIPT = f"""set -eu
 export HOME={GIT_DIR}/home
@@ -56,12 +57,14 @@ if [ -f {GIT_SECRET_DIR}/ssh-privatekey ]; then
   export GIT_SSH_COMMAND="ssh -i $HOME/id -o IdentitiesOnly=yes $hosts"
 fi
 attempt=1
+delay=1
 until git fetch -q --depth 1 origin "${{GIT_REF:-HEAD}}"; do
   status=$?
-  if [ "$attempt" -ge 3 ]; then exit "$status"; fi
-  echo "fetch attempt $attempt failed (exit $status); again in 2 s" >&2
+  if [ "$attempt" -ge 4 ]; then exit "$status"; fi
+  echo "fetch attempt $attempt failed (exit $status); again in $delay s" >&2
+  sleep "$delay"
   attempt=$((attempt + 1))
-  sleep 2
+  delay=$((delay * 2))
 done
 git -c advice.detachedHead=false checkout -q FETCH_HEAD
 commit=$(git rev-parse HEAD)
