@@ -44,7 +44,7 @@ def test_identity_and_printer_columns() -> None:
     assert columns["Image"]["priority"] == 1 and columns["Verdict"]["priority"] == 1
     assert columns["Verdict"]["jsonPath"] == ".status.verdict"
     assert columns["Fail %"]["jsonPath"] == ".status.locust.failPercent"
-    assert columns["Workers"]["jsonPath"] == ".spec.worker.replicas"
+    assert columns["Workers"]["jsonPath"] == ".status.expectedWorkers"  # pods x processes
 
 
 def test_status_conditions_schema() -> None:

@@ -34,6 +34,7 @@ from locust_operator.api.contract import (
 from locust_operator.api.shipped import shipped_dir
 from locust_operator.build import pod_setup
 from locust_operator.build.load_shape import SHAPE_DIR, SHAPE_FILE, shape_source, with_shape_file
+from locust_operator.build.workers import processes_per_pod
 from locust_operator.validation.documents import SAFE_LOADER
 
 TEMPLATE_NAMES = ("service.yaml.j2", "master-job.yaml.j2", "worker-job.yaml.j2")
@@ -51,13 +52,14 @@ def split_seed(seed: str) -> list[str]:
     return shlex.split(seed, comments=False, posix=True)
 
 
-def master_args(spec: dict[str, Any], worker_connect_timeout: int = 0) -> list[str]:
+def master_args(spec: dict[str, Any], worker_connect_timeout: int = 0, processes: int = 1) -> list[str]:
+    """The master's arguments; it waits for replicas x `processes` workers (build/workers.py)."""
     master = spec["master"]
     args = split_seed(master["command"])
     if _otel_enabled(spec):
         args.append("--otel")
     args += ["--master", f"--master-port={MASTER_PORT}",
-             f"--expect-workers={spec['worker']['replicas']}"]
+             f"--expect-workers={int(spec['worker']['replicas']) * processes}"]
     if worker_connect_timeout > 0:
         # Without it a master whose workers never come waits forever (exit 1 instead).
         args.append(f"--expect-workers-max-wait={worker_connect_timeout}")
@@ -74,12 +76,15 @@ def master_args(spec: dict[str, Any], worker_connect_timeout: int = 0) -> list[s
     return with_shape_file(args, f"{SHAPE_DIR}/{SHAPE_FILE}") if spec.get("loadShape") else args
 
 
-def worker_args(spec: dict[str, Any], master_host: str) -> list[str]:
+def worker_args(spec: dict[str, Any], master_host: str, processes: int = 1) -> list[str]:
     worker = spec["worker"]
     args = split_seed(worker["command"])
     if _otel_enabled(spec):
         args.append("--otel")
     args += ["--worker", f"--master-port={MASTER_PORT}", f"--master-host={master_host}"]
+    if processes > 1:
+        # Locust forks after importing the locustfile; 1 needs no fork (Locust would add one).
+        args.append(f"--processes={processes}")
     return args + list(worker.get("extraArgs", []))
 
 
@@ -205,14 +210,15 @@ def _role(test: dict[str, Any], config: OperatorConfig, role: str) -> dict[str, 
     if role == "master" and spec.get("loadShape"):
         annotations[LOAD_SHAPE_ANNOTATION] = shape_source(spec["loadShape"])
     volumes, mounts = _volumes_and_mounts(spec, role, pod_name, config)
+    processes = processes_per_pod(spec, config)
     return {
         "name": pod_name,
         "labels": labels,
         # User labels merge in but never override the selector labels.
         "pod_labels": {**user.get("labels", {}), **labels},
         "pod_annotations": annotations,
-        "args": (master_args(spec, config.workerConnectTimeoutSeconds) if role == "master"
-                 else worker_args(spec, names["master"])),
+        "args": (master_args(spec, config.workerConnectTimeoutSeconds, processes) if role == "master"
+                 else worker_args(spec, names["master"], processes)),
         "resources": user.get("resources") or config.role_resources(role),
         "volumes": volumes,
         "volume_mounts": mounts,

@@ -44,6 +44,9 @@ def progress(status: Mapping[str, Any]) -> str:
     if "expectedWorkers" in status or "connectedWorkers" in status:
         parts.append(f"{status.get('connectedWorkers', 0)}/{status.get('expectedWorkers', '?')} "
                      "workers connected")
+        pods = status.get("workerPods") or {}
+        if int(pods.get("processesPerPod", 1) or 1) > 1:
+            parts[-1] += f" ({pods.get('ready', 0)}/{pods.get('expected', '?')} pods)"
     live = status.get("locust") or {}
     if "userCount" in live:
         parts.append(f"{live['userCount']} users")

@@ -20,6 +20,7 @@ from typing import Any
 
 from locust_operator.api.contract import ABORT_ANNOTATION, MASTER, RUNNING, TERMINAL, child_names
 from locust_operator.build.render import max_duration
+from locust_operator.build.workers import processes_per_pod
 from locust_operator.controller.kube_api import API_ERRORS, backoff
 from locust_operator.controller.master_api import Answer
 from locust_operator.controller.metrics import ERRORS
@@ -154,7 +155,8 @@ class TestLoop:
             deleted=live.deleted, locust=run.locust, just_created=run.creation.just_created,
             result=run.result, aborted=run.aborted, run_stopped=run.run_stopped,
             deadline_exceeded=run.deadline, live_problem=run.problem,
-            results_pending=run.log_pending and run.result is None)
+            results_pending=run.log_pending and run.result is None,
+            processes_per_pod=processes_per_pod(test["spec"], self.rt.config))
         derived = derive_status(run.previous, observation)
         if derived.stop_jobs == STOP_NOW and not run.stop_tried and \
                 await self.act.stop_master(test, kids, run):

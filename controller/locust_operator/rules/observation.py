@@ -16,9 +16,10 @@ class Observation:
     """What the controller currently knows of one test's children."""
 
     generation: int
-    expected_workers: int
+    expected_workers: int  # Locust workers: worker pods x processes per pod
     now: datetime
     grace_seconds: int
+    processes_per_pod: int = 1  # spec.worker.processes resolved (build/workers.py)
     service: bool = False
     master_job: dict[str, Any] | None = None  # the Job's .status, None when absent
     worker_job: dict[str, Any] | None = None

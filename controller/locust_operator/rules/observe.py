@@ -137,8 +137,13 @@ def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace
             deleted: Iterable[str] = (), locust: dict[str, Any] | None = None,
             just_created: bool = False, result: dict[str, Any] | None = None,
             aborted: bool = False, run_stopped: bool = False, deadline_exceeded: int | None = None,
-            live_problem: str | None = None, results_pending: bool = False) -> Observation:
-    """The Observation of `test` from the children it owns (by controller UID)."""
+            live_problem: str | None = None, results_pending: bool = False,
+            processes_per_pod: int = 1) -> Observation:
+    """The Observation of `test` from the children it owns (by controller UID).
+
+    `processes_per_pod` is spec.worker.processes resolved with the operator's config
+    (build/workers.processes_per_pod): the Locust workers expected are pods x processes.
+    """
     uid = test["metadata"].get("uid")
     jobs = {j.role: j for j in children.jobs if j.owner_uid == uid}
     job_uids = {j.uid for j in jobs.values()}
@@ -147,7 +152,8 @@ def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace
     master, worker = jobs.get(MASTER), jobs.get(WORKER)
     return Observation(
         generation=int(test["metadata"].get("generation", 1)),
-        expected_workers=int(test["spec"].get("worker", {}).get("replicas", 0)),
+        expected_workers=int(test["spec"].get("worker", {}).get("replicas", 0)) * processes_per_pod,
+        processes_per_pod=processes_per_pod,
         now=now,
         grace_seconds=grace_seconds,
         service=just_created or any(s.owner_uid == uid for s in children.services),

@@ -158,10 +158,24 @@ def _pods_healthy(look: _Look, phase: str) -> tuple[str | None, float | None]:
     return None, None
 
 
+def _ready_worker_pods(obs: Observation) -> int:
+    return max(int((obs.worker_job or {}).get("ready", 0) or 0), obs.worker_pods_ready)
+
+
+def _worker_pods(previous: Status, obs: Observation, terminal: bool) -> dict[str, int]:
+    """status.workerPods: the pods behind the Locust workers (the most ready, once ended)."""
+    ready = _ready_worker_pods(obs)
+    if terminal:
+        ready = max(ready, int((previous.get("workerPods") or {}).get("ready", 0) or 0))
+    pods = obs.expected_workers // max(1, obs.processes_per_pod)
+    return {"expected": pods, "ready": ready, "processesPerPod": obs.processes_per_pod}
+
+
 def _workers_connected(look: _Look, phase: str, result: dict[str, Any] | None) -> int:
     """WorkersConnected, and the count of connected workers the status shows."""
     previous, obs = look.previous, look.obs
-    connected = max(int((obs.worker_job or {}).get("ready", 0) or 0), obs.worker_pods_ready)
+    # Before the master reports, ready pods stand for the workers they will fork.
+    connected = _ready_worker_pods(obs) * obs.processes_per_pod
     source = ""
     if obs.locust is not None and "workerCount" in obs.locust and phase == RUNNING:
         connected, source = int(obs.locust["workerCount"]), " (as the Locust master reports)"
@@ -174,6 +188,9 @@ def _workers_connected(look: _Look, phase: str, result: dict[str, Any] | None) -
                  if isinstance(v, int)]
         connected = max([connected, *peaks])
     counts = f"{connected}/{obs.expected_workers} workers connected{source}"
+    if obs.processes_per_pod > 1:
+        pods = obs.expected_workers // obs.processes_per_pod
+        counts += f" ({obs.processes_per_pod} processes in each of {pods} pods)"
     # Workers that finished with the test are not missing: keep what was seen during the run.
     workers_done = job_state(obs.worker_job) in TERMINAL or succeeded_pods(obs.worker_job) > 0
     if (workers_done or phase in TERMINAL) and condition(previous, "WorkersConnected") is not None:
@@ -227,7 +244,8 @@ def _fields(look: _Look, phase: str, connected: int, result: dict[str, Any] | No
     """The status object: phase, counts, times, numbers, verdict and conditions in order."""
     previous, obs = look.previous, look.obs
     status: Status = {"phase": phase, "observedGeneration": obs.generation,
-                      "expectedWorkers": obs.expected_workers, "connectedWorkers": connected}
+                      "expectedWorkers": obs.expected_workers, "connectedWorkers": connected,
+                      "workerPods": _worker_pods(previous, obs, phase in TERMINAL)}
     start = previous.get("startTime")
     if start is None and phase in (RUNNING, SUCCEEDED):
         start = timestamp(obs.now)

@@ -1,0 +1,122 @@
+"""Locust workers per test: spec.worker.processes resolved, and what the master, the status
+and the CLI make of it (build/workers.py, render, rules/status.py, cli/status_lines.py)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from locust_operator.api.config import OperatorConfig
+from locust_operator.build.render import master_args, render, worker_args
+from locust_operator.build.workers import locust_workers, processes_per_pod, worker_cpu_limit
+from locust_operator.cli.status_lines import progress
+from locust_operator.rules.observation import Observation
+from locust_operator.rules.status import derive_status
+from tests.support.examples import BASE_TEST
+
+LIMITED = OperatorConfig(workerResources={"limits": {"cpu": "3"}})
+NO_LIMIT = OperatorConfig(resources={"requests": {"cpu": "1"}}, workerResources=None)
+
+
+def _spec(**worker: Any) -> dict[str, Any]:
+    spec = copy.deepcopy(BASE_TEST["spec"])
+    spec["worker"].update(worker)
+    return dict(spec)
+
+
+@pytest.mark.parametrize(("worker", "config", "processes"), [
+    ({}, OperatorConfig(), 1),                                     # unset: one, as before
+    ({"processes": 4}, OperatorConfig(), 4),                       # a number is taken as given
+    ({"processes": "auto", "resources": {"limits": {"cpu": "4"}}}, OperatorConfig(), 4),
+    ({"processes": "auto", "resources": {"limits": {"cpu": "2500m"}}}, OperatorConfig(), 2),  # whole cores
+    ({"processes": "auto", "resources": {"limits": {"cpu": "500m"}}}, OperatorConfig(), 1),   # never 0
+    ({"processes": "auto", "resources": {"limits": {"cpu": 200}}}, OperatorConfig(), 64),     # the CRD's cap
+    ({"processes": "auto"}, LIMITED, 3),                           # the operator's workerResources
+    ({"processes": "auto", "resources": {"limits": {"cpu": "2"}}}, LIMITED, 2),  # the test's own win
+    ({"processes": "auto"}, NO_LIMIT, 1),                          # no limit: one (not the node's cores)
+    ({"processes": "auto", "resources": {"requests": {"cpu": "8"}}}, OperatorConfig(), 1),  # requests: no
+])
+def test_processes_per_pod(worker: dict[str, Any], config: OperatorConfig, processes: int) -> None:
+    spec = _spec(replicas=5, **worker)
+    assert processes_per_pod(spec, config) == processes
+    assert locust_workers(spec, config) == 5 * processes
+
+
+def test_the_cpu_limit_is_read_as_a_quantity() -> None:
+    assert worker_cpu_limit(_spec(resources={"limits": {"cpu": "1500m"}}), OperatorConfig()) == 1.5
+    assert worker_cpu_limit(_spec(resources={"limits": {"memory": "1Gi"}}), OperatorConfig()) is None
+    assert worker_cpu_limit(_spec(resources={"limits": {"cpu": "lots"}}), OperatorConfig()) is None
+
+
+def test_the_master_expects_every_process_and_each_worker_forks_them() -> None:
+    spec = _spec(replicas=3, processes=4)
+    assert "--expect-workers=12" in master_args(spec, 0, 4)
+    assert worker_args(spec, "t-master", 4)[-1:] == ["--processes=4"]
+    # One process needs no fork: Locust's --processes 1 would add a parent beside the worker.
+    assert not any(a.startswith("--processes") for a in worker_args(spec, "t-master", 1))
+    assert "--expect-workers=3" in master_args(spec, 0, 1)
+
+
+def test_render_resolves_auto_with_the_operators_config() -> None:
+    test = copy.deepcopy(BASE_TEST)
+    test["spec"]["worker"].update(replicas=2, processes="auto")
+    _, master, worker = render(test, LIMITED)
+    assert "--expect-workers=6" in master["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--processes=3" in worker["spec"]["template"]["spec"]["containers"][0]["args"]
+    # The user's extraArgs still come last (the CRD keeps --processes out of them).
+    test["spec"]["worker"]["extraArgs"] = ["--loglevel=DEBUG"]
+    _, _, worker = render(test, LIMITED)
+    assert worker["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == ["--processes=3", "--loglevel=DEBUG"]
+
+
+NOW = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
+RUNNING_JOB = {"ready": 1, "active": 1, "conditions": []}
+
+
+def _observed(worker_pods_ready: int, locust: dict[str, Any] | None = None) -> Observation:
+    return Observation(generation=1, expected_workers=8, processes_per_pod=4, now=NOW, grace_seconds=120,
+                       service=True, master_job=RUNNING_JOB, worker_job={"ready": worker_pods_ready},
+                       master_pods_ready=1, worker_pods_ready=worker_pods_ready, locust=locust)
+
+
+def _connected(status: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == "WorkersConnected")
+
+
+@pytest.mark.parametrize(("pods", "locust", "connected", "reason", "message"), [
+    # Before the master reports, ready pods stand for the processes they fork.
+    (1, None, 4, "WaitingForWorkers", "4/8 workers connected (4 processes in each of 2 pods)"),
+    (2, None, 8, "AllWorkersConnected", "8/8 workers connected (4 processes in each of 2 pods)"),
+    # Then Locust's own count decides: both pods ready, but only 6 processes connected.
+    (2, {"state": "ready", "workerCount": 6}, 6, "WaitingForWorkers",
+     "6/8 workers connected (as the Locust master reports) (4 processes in each of 2 pods)"),
+    (2, {"state": "running", "workerCount": 8}, 8, "AllWorkersConnected",
+     "8/8 workers connected (as the Locust master reports) (4 processes in each of 2 pods)"),
+])
+def test_the_status_counts_locust_workers_and_shows_their_pods(
+        pods: int, locust: dict[str, Any] | None, connected: int, reason: str, message: str) -> None:
+    status = derive_status({"phase": "Running"}, _observed(pods, locust)).status
+    assert (status["expectedWorkers"], status["connectedWorkers"]) == (8, connected)
+    assert status["workerPods"] == {"expected": 2, "ready": pods, "processesPerPod": 4}
+    assert (_connected(status)["reason"], _connected(status)["message"]) == (reason, message)
+
+
+def test_a_finished_test_keeps_the_most_worker_pods_that_were_ready() -> None:
+    running = derive_status({"phase": "Running"}, _observed(2)).status
+    ended = Observation(generation=1, expected_workers=8, processes_per_pod=4, now=NOW, grace_seconds=120,
+                        service=True, master_job={"conditions": [{"type": "Complete", "status": "True"}]},
+                        worker_job={"ready": 0})
+    assert derive_status(running, ended).status["workerPods"]["ready"] == 2
+
+
+@pytest.mark.parametrize(("status", "line"), [
+    ({"expectedWorkers": 8, "connectedWorkers": 6,
+      "workerPods": {"expected": 2, "ready": 2, "processesPerPod": 4}}, "6/8 workers connected (2/2 pods)"),
+    ({"expectedWorkers": 2, "connectedWorkers": 2,
+      "workerPods": {"expected": 2, "ready": 2, "processesPerPod": 1}}, "2/2 workers connected"),
+])
+def test_the_progress_line_names_the_pods_only_with_processes(status: dict[str, Any], line: str) -> None:
+    assert progress(status) == line
