@@ -69,7 +69,8 @@ def test_render_resolves_auto_with_the_operators_config() -> None:
     # The user's extraArgs still come last (the CRD keeps --processes out of them).
     test["spec"]["worker"]["extraArgs"] = ["--loglevel=DEBUG"]
     _, _, worker = render(test, LIMITED)
-    assert worker["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == ["--processes=3", "--loglevel=DEBUG"]
+    args = worker["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-2:] == ["--processes=3", "--loglevel=DEBUG"]
 
 
 NOW = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
