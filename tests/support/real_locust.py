@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import http.server
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -81,11 +84,13 @@ class LocustRun:
 def locust_run(workdir: Path, target: str, workers: int = 2, run_time: str = "6s",
                autoquit: int = 1, started_workers: int | None = None,
                config: OperatorConfig | None = None, locustfile_text: str | None = None,
-               users: int = 4) -> Iterator[LocustRun]:
+               users: int = 4, processes: int = 1) -> Iterator[LocustRun]:
     """Render a LocustTest for the demo locustfile, then run its master and workers.
 
     Only ports and hosts move off the in-cluster defaults, through extraArgs
-    (which come last and win, as they would for a user).
+    (which come last and win, as they would for a user). Each worker process stands
+    for a pod: with `processes` it forks that many Locust workers, as a pod would, in
+    its own process group so that all of them are ended.
     """
     configmap = next(d for d in yaml.safe_load_all((EXAMPLES / "configmaps.yaml").read_text())
                      if d["metadata"]["name"] == "demo-locustfile")
@@ -95,6 +100,8 @@ def locust_run(workdir: Path, target: str, workers: int = 2, run_time: str = "6s
     test = copy.deepcopy(BASE_TEST)
     spec = test["spec"]
     spec["worker"]["replicas"] = workers
+    if processes > 1:
+        spec["worker"]["processes"] = processes
     spec["master"]["command"] = (f"--locustfile {locustfile} --host {target} -u {users} -r {users} "
                                  f"--run-time {run_time}")
     spec["master"]["autoquit"] = {"enabled": True, "timeout": autoquit}
@@ -109,13 +116,16 @@ def locust_run(workdir: Path, target: str, workers: int = 2, run_time: str = "6s
     logs.mkdir(exist_ok=True)
     master = subprocess.Popen([*locust, *master_args], cwd=workdir,
                               stdout=(logs / "master.log").open("w"), stderr=subprocess.STDOUT)
-    procs = [subprocess.Popen([*locust, *worker_args], cwd=workdir,
+    procs = [subprocess.Popen([*locust, *worker_args], cwd=workdir, start_new_session=True,
                               stdout=(logs / f"worker{i}.log").open("w"), stderr=subprocess.STDOUT)
              for i in range(workers if started_workers is None else started_workers)]
     try:
         yield LocustRun(master, procs, web_port, master_args, logs)
     finally:
+        for proc in procs:  # the pods' forked workers too (a worker outlives a killed parent)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         for proc in (master, *procs):
             if proc.poll() is None:
                 proc.kill()
-                proc.wait(timeout=10)
+            proc.wait(timeout=10)

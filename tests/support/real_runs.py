@@ -129,11 +129,11 @@ def real_test(cluster: Cluster, namespace: str, tmp_path: Path, name: str, *,
               spec: dict[str, Any] | None = None, latency_ms: int = 0, fail_every: int = 0,
               run_time: str = "5s", autoquit: int = 8, workers: int = 2,
               started_workers: int | None = None, worker_timeout: int = 600,
-              labels: dict[str, str] | None = None) -> Iterator[Case]:
+              labels: dict[str, str] | None = None, processes: int = 1) -> Iterator[Case]:
     cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "configmaps.yaml"))
     with http_target(latency_ms, fail_every) as target, locust_run(
             tmp_path, target, workers=workers, run_time=run_time, autoquit=autoquit,
-            started_workers=started_workers,
+            started_workers=started_workers, processes=processes,
             config=OperatorConfig(workerConnectTimeoutSeconds=worker_timeout)) as run:
         operator = OperatorProcess(cluster, [namespace], tmp_path, config_text=(
             "statsPollSeconds: 1\n"
@@ -144,6 +144,8 @@ def real_test(cluster: Cluster, namespace: str, tmp_path: Path, name: str, *,
         if labels:
             manifest["metadata"]["labels"] = dict(labels)
         manifest["spec"]["worker"]["replicas"] = workers
+        if processes > 1:
+            manifest["spec"]["worker"]["processes"] = processes
         for role in ("master", "worker"):  # pods stay Running while the real processes work
             manifest["spec"][role]["annotations"] = dict(STAY_RUNNING)
         manifest["spec"].update(spec or {})

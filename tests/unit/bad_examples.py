@@ -138,10 +138,6 @@ BAD_EXAMPLES: list[tuple[str, Mutation, str, str]] = [
     ("processes-zero", _set("spec.worker.processes", 0), "spec.worker.processes", "from 1 to 64, or auto"),
     ("processes-too-many", _set("spec.worker.processes", 65), "spec.worker.processes", "from 1 to 64"),
     ("processes-a-word", _set("spec.worker.processes", "four"), "spec.worker.processes", "or auto"),
-    ("processes-over-the-cpu-limit", _set("spec.worker", {
-        "command": "--locustfile /lotest/src/demo.py", "replicas": 2, "processes": 4,
-        "resources": {"limits": {"cpu": "3500m"}}}),
-     "spec.worker.processes", "must not exceed resources.limits.cpu in whole cores"),
     ("processes-in-the-worker-command",
      _set("spec.worker.command", "--locustfile /lotest/src/demo.py --processes 4"),
      "spec.worker", "--processes is set by spec.worker.processes"),

@@ -1,0 +1,77 @@
+"""Several Locust processes per pod on the local control plane: 10 worker pods x 4 = 40 workers.
+
+kwok runs the 10 pods; 10 real Locust worker processes on loopback each fork 4
+workers with the `--processes=4` that `render` gives them, and the real master
+waits for the `--expect-workers=40` it renders (tests/support/real_runs.py). The
+controller must count the 40 as Locust sees them, show the 10 pods behind them,
+and reach the verdict. (200 workers, 50 x 4, is `python -m benchmarks.big_test`:
+on 2 cores they connect, then miss heartbeats; docs/benchmarks.md.)
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cluster import Cluster
+from tests.support.operator import install_crd
+from tests.support.real_runs import real_test
+
+PODS, PROCESSES = 10, 4
+WORKERS = PODS * PROCESSES
+
+
+@pytest.fixture(scope="module", autouse=True)
+def crd(cluster: Cluster) -> None:
+    install_crd(cluster)
+
+
+def _usage(pid: int) -> tuple[float, int]:
+    """CPU seconds (user + system) and resident KiB of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+               if line.startswith("VmRSS:"))
+    return cpu, rss
+
+
+def _connected(status: dict[str, Any]) -> bool:
+    live = status.get("locust") or {}
+    return status.get("connectedWorkers") == WORKERS and live.get("workerCount") == WORKERS
+
+
+@pytest.mark.timeout(600)
+def test_forty_locust_workers_in_ten_pods(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 1024
+    with real_test(cluster, namespace, tmp_path, "big", workers=PODS, processes=PROCESSES,
+                   run_time="20s", autoquit=8) as case:
+        assert case.operator.proc is not None
+        pid = case.operator.proc.pid
+        started = time.monotonic()
+        cpu_before, _ = _usage(pid)
+        running = case.wait_status(_connected, f"{WORKERS} Locust workers connected", timeout=120)
+        print(f"{WORKERS} workers connected {time.monotonic() - started:.1f}s after the test was applied")
+        done = case.wait_phase("Succeeded", "Failed", timeout=180)
+        cpu_after, rss = _usage(pid)
+    print(f"operator during the run: {cpu_after - cpu_before:.1f} CPU s, RSS {rss / 1024:.0f} MiB")
+
+    assert running["expectedWorkers"] == WORKERS
+    assert running["workerPods"] == {"expected": PODS, "ready": PODS, "processesPerPod": PROCESSES}
+    connected = next(c for c in running["conditions"] if c["type"] == "WorkersConnected")
+    assert (connected["status"], connected["reason"]) == ("True", "AllWorkersConnected"), connected
+    assert connected["message"] == (f"{WORKERS}/{WORKERS} workers connected (as the Locust master reports) "
+                                    f"({PROCESSES} processes in each of {PODS} pods)")
+
+    assert (done["phase"], done["verdict"]) == ("Succeeded", "TestSucceeded"), done["conditions"]
+    assert done["locust"]["maxWorkerCount"] == WORKERS
+    assert done["connectedWorkers"] == WORKERS and done["result"]["requests"] > 0
+    # The master really waited for every process: Locust logs the 200th as it connects.
+    assert f"{WORKERS} workers connected" in case.run.master_log()
+    # A shared operator stays small while it reads a master with 200 workers.
+    assert rss < 300 * 1024, rss
