@@ -53,13 +53,15 @@ def test_locust_parses_rendered_args(example: str) -> None:
     worker = parse_options(args["worker"])
     assert master.master and not master.worker
     assert master.master_bind_port == 5557
-    assert master.expect_workers == test["spec"]["worker"]["replicas"]
+    processes = test["spec"]["worker"].get("processes", 1)
+    assert master.expect_workers == test["spec"]["worker"]["replicas"] * processes
     assert master.autostart is True
     assert master.autoquit == test["spec"]["master"].get("autoquit", {}).get("timeout", 60)
     assert master.enable_rebalancing and master.only_summary
     assert worker.worker and not worker.master
     assert worker.master_host == f"{test['metadata']['name']}-master"
     assert worker.master_port == 5557
+    assert worker.processes == (processes if processes > 1 else None)  # Locust's own parse
 
 
 def test_extra_args_come_last_and_win() -> None:
