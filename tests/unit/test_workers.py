@@ -13,8 +13,9 @@ from locust_operator.api.config import OperatorConfig
 from locust_operator.build.render import master_args, render, worker_args
 from locust_operator.build.workers import locust_workers, processes_per_pod, worker_cpu_limit
 from locust_operator.cli.status_lines import progress
+from locust_operator.rules.locust_stats import MAX_WORKERS_READ, summarize
 from locust_operator.rules.observation import Observation
-from locust_operator.rules.status import derive_status
+from locust_operator.rules.status import derive_status, transition_events
 from tests.support.examples import BASE_TEST
 
 LIMITED = OperatorConfig(workerResources={"limits": {"cpu": "3"}})
@@ -121,3 +122,45 @@ def test_a_finished_test_keeps_the_most_worker_pods_that_were_ready() -> None:
 ])
 def test_the_progress_line_names_the_pods_only_with_processes(status: dict[str, Any], line: str) -> None:
     assert progress(status) == line
+
+
+@pytest.mark.parametrize(("workers", "missing"), [
+    ([{"state": "running"}, {"state": "missing"}, {"state": "missing"}, {"state": "ready"}], 2),
+    ([{"state": "running"}] * 3, None),           # none missing: nothing added to the status
+    ([{"state": "missing"}, "missing", 7, None, {"state": ["missing"]}], 1),  # a tenant's garbage is skipped
+    ("missing", None),                            # not a list
+    (None, None),
+    ([{"state": "missing"}] * (MAX_WORKERS_READ + 5), MAX_WORKERS_READ),  # bounded
+])
+def test_the_live_summary_counts_workers_locust_marks_missing(workers: Any, missing: int | None) -> None:
+    summary = summarize({"state": "running", "worker_count": 4, "workers": workers})
+    assert summary.get("missingWorkerCount") == missing
+
+
+def _overloaded(status: dict[str, Any]) -> dict[str, Any] | None:
+    return next((c for c in status["conditions"] if c["type"] == "MasterOverloaded"), None)
+
+
+def test_workers_missing_heartbeats_mark_the_master_overloaded_and_it_stays() -> None:
+    healthy = derive_status({"phase": "Running"}, _observed(2, {"state": "running", "workerCount": 8}))
+    assert _overloaded(healthy.status) is None
+    assert "missingWorkerCount" not in healthy.status["locust"]
+
+    live = summarize({"state": "running", "worker_count": 8,
+                      "workers": [{"state": "missing"}] * 3 + [{"state": "running"}] * 5})
+    missed = derive_status(healthy.status, _observed(2, live)).status
+    condition = _overloaded(missed)
+    assert condition is not None
+    assert (condition["status"], condition["reason"]) == ("True", "HeartbeatsMissed")
+    assert condition["message"].startswith("up to 3 of 8 Locust workers missed their heartbeats")
+    assert "spec.master.resources" in condition["message"]
+    assert (missed["locust"]["missingWorkerCount"], missed["locust"]["maxMissingWorkerCount"]) == (3, 3)
+    events = [(e.type, e.reason) for e in transition_events(healthy.status, missed)]
+    assert ("Warning", "MasterOverloaded") in events
+
+    # The workers heal: the condition stays with the most that were missing, and no new event.
+    healed = derive_status(missed, _observed(2, {"state": "running", "workerCount": 8})).status
+    assert _overloaded(healed) is not None and "up to 3 of 8" in (_overloaded(healed) or {})["message"]
+    assert healed["locust"]["maxMissingWorkerCount"] == 3 and "missingWorkerCount" not in healed["locust"]
+    later = [(e.type, e.reason) for e in transition_events(missed, healed)]
+    assert ("Warning", "MasterOverloaded") not in later

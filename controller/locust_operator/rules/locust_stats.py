@@ -8,6 +8,7 @@ that exist), users, request rate, failure ratio and response times.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from locust_operator.rules.bounded import count, number
@@ -23,6 +24,17 @@ def stats_url(template: str, service: str, namespace: str) -> str:
 
 # status.locust.userCount and workerCount are int32 in the CRD.
 _INT32 = 2**31 - 1
+# The most entries of the master's `workers` list looked at (the answer is size-capped
+# before it is parsed; this bounds the loop as well).
+MAX_WORKERS_READ = 100_000
+
+
+def missing_workers(workers: Any) -> int | None:
+    """How many of the master's workers Locust marks `missing` (their heartbeats stopped), or None."""
+    if not isinstance(workers, list):
+        return None
+    return sum(1 for w in itertools.islice(workers, MAX_WORKERS_READ)
+               if isinstance(w, dict) and w.get("state") == "missing")
 
 
 def _decimal(value: Any, places: int, limit: float) -> str | None:
@@ -45,6 +57,9 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         value = count(report.get(source), _INT32)
         if value is not None:
             summary[target] = value
+    missing = missing_workers(report.get("workers"))
+    if missing:  # only when some are: a healthy run's status stays as it was
+        summary["missingWorkerCount"] = missing
     for source, target, places, limit in (("total_rps", "totalRps", 1, 1e12),
                                           ("fail_ratio", "failRatio", 4, 1.0)):
         text = _decimal(report.get(source), places, limit)

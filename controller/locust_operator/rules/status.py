@@ -98,6 +98,7 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
         phase = prev_phase
 
     connected = _workers_connected(look, phase, result)
+    _master_overloaded(look)
     _completed(look, phase, verdict)
     stop_jobs = _stop_jobs(look, phase, verdict, master_done and not early)
     if obs.generation > 1:
@@ -207,6 +208,24 @@ def _workers_connected(look: _Look, phase: str, result: dict[str, Any] | None) -
     return connected
 
 
+def _master_overloaded(look: _Look) -> None:
+    """MasterOverloaded, present once Locust marked workers missing (their heartbeats did not
+    arrive in time): a CPU-starved master (or workers, or the network) at this size. It stays
+    with the most that were missing at once, as the run's record."""
+    live = look.obs.locust or {}
+    before = look.previous.get("locust") or {}
+    seen = [v for v in (live.get("missingWorkerCount"), before.get("maxMissingWorkerCount"))
+            if isinstance(v, int)]
+    peak = max(seen, default=0)
+    if look.was_terminal or peak == 0:
+        look.keep("MasterOverloaded")
+        return
+    look.set("MasterOverloaded", "True", "HeartbeatsMissed",
+             f"up to {peak} of {look.obs.expected_workers} Locust workers missed their heartbeats to the "
+             "master at once (Locust marks them missing): the master or the workers lack CPU at this "
+             "size; give the master more CPU (spec.master.resources) or use fewer, bigger workers")
+
+
 def _completed(look: _Look, phase: str, verdict: tuple[str, str] | None) -> None:
     """TestCompleted and Finished: in progress, or the verdict once the test ended."""
     if look.was_terminal:
@@ -281,7 +300,8 @@ def _locust(previous: Status, live: dict[str, Any] | None, result: dict[str, Any
     if previous.get("phase") in TERMINAL:
         return before
     locust = dict(live) if live is not None else before
-    for source, peak in (("userCount", "maxUserCount"), ("workerCount", "maxWorkerCount")):
+    for source, peak in (("userCount", "maxUserCount"), ("workerCount", "maxWorkerCount"),
+                         ("missingWorkerCount", "maxMissingWorkerCount")):
         values = [v for v in (before.get(peak), before.get(source), locust.get(source))
                   if isinstance(v, int)]
         if values:
@@ -330,6 +350,9 @@ def transition_events(previous: Status, current: Status) -> list[Event]:
     problem = (current.get("locust") or {}).get("message")
     if problem and problem != (previous.get("locust") or {}).get("message"):
         events.append(Event("Warning", "MasterAnswerRefused", problem))
+    if condition(current, "MasterOverloaded") and not condition(previous, "MasterOverloaded"):
+        events.append(Event("Warning", "MasterOverloaded",
+                            (condition(current, "MasterOverloaded") or {}).get("message", "")))
     drift_before = condition(previous, "SpecDrifted") or {}
     drift_after = condition(current, "SpecDrifted") or {}
     if drift_after.get("observedGeneration") != drift_before.get("observedGeneration") and drift_after:
