@@ -106,6 +106,10 @@ def scenarios(image: str, ns: str) -> list[dict[str, Any]]:
               loadShape={"stages": [{"duration": 10, "users": 2, "spawnRate": 2},
                                     {"duration": 20, "users": 6, "spawnRate": 6},
                                     {"duration": 30, "users": 3, "spawnRate": 3}]}),
+        # A big test in small: 2 worker pods x 3 Locust processes (--processes), 6 users.
+        _test("processes", image, "plain.py", master_args="-u 6 -r 6 --run-time 8s",
+              testFiles={"configMapRef": "noimage-files"}, thresholds=TOLERANT,
+              worker={"command": "--locustfile /lotest/src/plain.py", "replicas": 2, "processes": 3}),
         _test("unknown-package", image, "plain.py", testFiles={"configMapRef": "noimage-files"},
               python={**python, "requirements": ["nosuchpkg-locust-operator==1.0"]}),
         _test("git-unreachable", image, "hit.py",
@@ -226,6 +230,21 @@ def test_files_from_git_at_a_tag_record_the_commit(noimage: NoImage) -> None:
     assert done["phase"] == "Succeeded", _why(done)
     assert noimage.shas.v1 != noimage.shas.main
     assert done["testFiles"] == {"commit": noimage.shas.v1, "ref": git_server.TAG}
+
+
+def test_worker_pods_with_several_locust_processes_each(noimage: NoImage) -> None:
+    done = noimage.terminal("processes")
+    assert done["phase"] == "Succeeded", _why(done)
+    assert (done["expectedWorkers"], done["locust"]["maxWorkerCount"]) == (6, 6), done
+    assert done["workerPods"] == {"expected": 2, "ready": 2, "processesPerPod": 3}, done
+    connected = noimage.condition("processes", "WorkersConnected")
+    assert connected["reason"] == "AllWorkersConnected", connected
+    assert connected["message"].endswith("(3 processes in each of 2 pods)"), connected
+    assert done["result"]["requests"] > 0 and float(done["locust"]["totalRps"]) > 0, done
+    # Locust's own count: the master waited for all six before it started.
+    log = noimage.cluster.kubectl("-n", noimage.ns, "logs", "job/processes-master", "-c",
+                                  "processes-master").stdout
+    assert "6 workers connected" in log and "7 workers connected" not in log, log[-2000:]
 
 
 @pytest.mark.parametrize(("name", "reason", "words"), [
