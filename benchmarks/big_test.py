@@ -111,7 +111,8 @@ def through_operator(c: Cluster, workers: int) -> dict[str, Any]:
 
 def poll_cost(names: int = 1000, workers: int = 200, repeat: int = 200) -> dict[str, float]:
     entry = {"method": "GET", "num_requests": 12345, "num_failures": 3, "avg_response_time": 12.5,
-             "min_response_time": 1, "max_response_time": 250, "current_rps": 33.3, "current_fail_per_sec": 0.1,
+             "min_response_time": 1, "max_response_time": 250, "current_rps": 33.3,
+             "current_fail_per_sec": 0.1,
              "median_response_time": 11, "ninetieth_response_time": 40, "ninety_ninth_response_time": 90,
              "avg_content_length": 512, "safe_name": "x"}
     report = {"stats": [{**entry, "name": f"/item/{i}"} for i in range(names)], "errors": [],
