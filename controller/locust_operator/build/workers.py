@@ -2,9 +2,9 @@
 
 `spec.worker.processes` becomes Locust's `--processes` on the worker command
 (each pod forks that many workers after importing the locustfile), and the
-master expects replicas x processes of them. Render, the status rules and the
-CLI all count through here, so the master's `--expect-workers` and the status's
-`expectedWorkers` cannot disagree.
+master expects replicas x processes of them. Render and the controller resolve
+the processes here (`processes_per_pod`, with the same config), so the master's
+`--expect-workers` and the status's `expectedWorkers` cannot disagree.
 """
 
 from __future__ import annotations

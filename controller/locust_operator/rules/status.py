@@ -168,8 +168,11 @@ def _worker_pods(previous: Status, obs: Observation, terminal: bool) -> dict[str
     ready = _ready_worker_pods(obs)
     if terminal:
         ready = max(ready, int((previous.get("workerPods") or {}).get("ready", 0) or 0))
-    pods = obs.expected_workers // max(1, obs.processes_per_pod)
-    return {"expected": pods, "ready": ready, "processesPerPod": obs.processes_per_pod}
+    return {"expected": _expected_pods(obs), "ready": ready, "processesPerPod": obs.processes_per_pod}
+
+
+def _expected_pods(obs: Observation) -> int:
+    return obs.expected_workers // max(1, obs.processes_per_pod)
 
 
 def _workers_connected(look: _Look, phase: str, result: dict[str, Any] | None) -> int:
@@ -190,8 +193,7 @@ def _workers_connected(look: _Look, phase: str, result: dict[str, Any] | None) -
         connected = max([connected, *peaks])
     counts = f"{connected}/{obs.expected_workers} workers connected{source}"
     if obs.processes_per_pod > 1:
-        pods = obs.expected_workers // obs.processes_per_pod
-        counts += f" ({obs.processes_per_pod} processes in each of {pods} pods)"
+        counts += f" ({obs.processes_per_pod} processes in each of {_expected_pods(obs)} pods)"
     # Workers that finished with the test are not missing: keep what was seen during the run.
     workers_done = job_state(obs.worker_job) in TERMINAL or succeeded_pods(obs.worker_job) > 0
     if (workers_done or phase in TERMINAL) and condition(previous, "WorkersConnected") is not None:
