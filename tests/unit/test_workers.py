@@ -164,3 +164,54 @@ def test_workers_missing_heartbeats_mark_the_master_overloaded_and_it_stays() ->
     assert healed["locust"]["maxMissingWorkerCount"] == 3 and "missingWorkerCount" not in healed["locust"]
     later = [(e.type, e.reason) for e in transition_events(missed, healed)]
     assert ("Warning", "MasterOverloaded") not in later
+
+
+@pytest.mark.parametrize(("workers", "saturated"), [
+    ([{"cpu_usage": 95.5}, {"cpu_usage": 90}, {"cpu_usage": 90.1}, {"cpu_usage": 12}], 2),  # over 90, not at
+    ([{"cpu_usage": 40}] * 3, None),              # none: nothing added to the status
+    ([{"cpu_usage": "99"}, {"cpu_usage": float("nan")}, {"cpu_usage": -5}, {"cpu_usage": 1e9},
+      {"cpu_usage": True}, 99, None, {"cpu_usage": 91}], 1),  # a tenant's garbage is skipped
+    ({"cpu_usage": 99}, None),                    # not a list
+    ([{"cpu_usage": 100}] * (MAX_WORKERS_READ + 5), MAX_WORKERS_READ),  # bounded
+])
+def test_the_live_summary_counts_workers_over_locusts_cpu_threshold(workers: Any,
+                                                                    saturated: int | None) -> None:
+    summary = summarize({"state": "running", "worker_count": 4, "workers": workers})
+    assert summary.get("cpuSaturatedWorkerCount") == saturated
+
+
+def _condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next((c for c in status["conditions"] if c["type"] == kind), None)
+
+
+def test_workers_over_90_percent_cpu_mark_them_overloaded_and_it_stays() -> None:
+    cool = {"state": "running", "workerCount": 8}
+    healthy = derive_status({"phase": "Running"}, _observed(2, cool))
+    assert _condition(healthy.status, "WorkersOverloaded") is None
+    assert "cpuSaturatedWorkerCount" not in healthy.status["locust"]
+
+    live = summarize({"state": "running", "worker_count": 8,
+                      "workers": [{"cpu_usage": 97}] * 5 + [{"cpu_usage": 30}] * 3})
+    hot = derive_status(healthy.status, _observed(2, live)).status
+    condition = _condition(hot, "WorkersOverloaded")
+    assert condition is not None
+    assert (condition["status"], condition["reason"]) == ("True", "CpuSaturated")
+    assert condition["message"].startswith("up to 5 of 8 Locust workers used over 90% CPU at once")
+    assert "spec.worker.resources" in condition["message"]
+    assert _condition(hot, "MasterOverloaded") is None  # a busy worker is not a missing one
+    assert (hot["locust"]["cpuSaturatedWorkerCount"], hot["locust"]["maxCpuSaturatedWorkerCount"]) == (5, 5)
+    events = [(e.type, e.reason) for e in transition_events(healthy.status, hot)]
+    assert ("Warning", "WorkersOverloaded") in events and ("Warning", "MasterOverloaded") not in events
+    assert hot["conditions"][-1]["type"] == "WorkersOverloaded"  # last: after MasterOverloaded's place
+
+    # Fewer are hot later: the condition keeps the most at once, and says so once.
+    fewer = summarize({"state": "running", "worker_count": 8, "workers": [{"cpu_usage": 99}] * 2})
+    later = derive_status(hot, _observed(2, fewer)).status
+    assert "up to 5 of 8" in (_condition(later, "WorkersOverloaded") or {})["message"]
+    now_and_most = (later["locust"]["cpuSaturatedWorkerCount"], later["locust"]["maxCpuSaturatedWorkerCount"])
+    assert now_and_most == (2, 5)
+    assert ("Warning", "WorkersOverloaded") not in [(e.type, e.reason) for e in transition_events(hot, later)]
+    cooled = derive_status(later, _observed(2, cool)).status
+    assert _condition(cooled, "WorkersOverloaded") is not None
+    assert cooled["locust"]["maxCpuSaturatedWorkerCount"] == 5
+    assert "cpuSaturatedWorkerCount" not in cooled["locust"]

@@ -14,7 +14,7 @@ MESSAGE_CHARS = 4096
 
 
 CONDITION_ORDER = ("Ready", "WorkersConnected", "TestCompleted", "Finished", "PodsHealthy", "JobsStopped",
-                   "SpecDrifted", "MasterOverloaded", "Tracking")
+                   "SpecDrifted", "MasterOverloaded", "WorkersOverloaded", "Tracking")
 
 
 def condition(status: Status, kind: str) -> dict[str, Any] | None:

@@ -29,6 +29,22 @@ _INT32 = 2**31 - 1
 MAX_WORKERS_READ = 100_000
 
 
+# Locust's own threshold for its "CPU usage above 90%" warnings (locust.runners.CPU_WARNING_THRESHOLD).
+CPU_WARNING_PERCENT = 90
+
+
+def cpu_saturated_workers(workers: Any) -> int | None:
+    """How many of the master's workers report CPU above Locust's warning threshold, or None.
+
+    Each worker sends its process's CPU percent with every heartbeat; over 90% its users
+    wait for the CPU, and the response times it measures grow with the wait.
+    """
+    if not isinstance(workers, list):
+        return None
+    return sum(1 for w in itertools.islice(workers, MAX_WORKERS_READ)
+               if isinstance(w, dict) and (number(w.get("cpu_usage"), 1e6) or 0) > CPU_WARNING_PERCENT)
+
+
 def missing_workers(workers: Any) -> int | None:
     """How many of the master's workers Locust marks `missing` (their heartbeats stopped), or None."""
     if not isinstance(workers, list):
@@ -60,6 +76,9 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
     missing = missing_workers(report.get("workers"))
     if missing:  # only when some are: a healthy run's status stays as it was
         summary["missingWorkerCount"] = missing
+    saturated = cpu_saturated_workers(report.get("workers"))
+    if saturated:
+        summary["cpuSaturatedWorkerCount"] = saturated
     for source, target, places, limit in (("total_rps", "totalRps", 1, 1e12),
                                           ("fail_ratio", "failRatio", 4, 1.0)):
         text = _decimal(report.get(source), places, limit)

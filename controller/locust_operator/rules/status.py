@@ -29,6 +29,7 @@ from locust_operator.rules.jobs import (
     pods_text,
     succeeded_pods,
 )
+from locust_operator.rules.locust_stats import CPU_WARNING_PERCENT
 from locust_operator.rules.observation import Observation, Status
 from locust_operator.rules.verdict import TEST_FAILED, decide, failure_reason, has_numbers, percent
 
@@ -99,6 +100,7 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
 
     connected = _workers_connected(look, phase, result)
     _master_overloaded(look)
+    _workers_overloaded(look)
     _completed(look, phase, verdict)
     stop_jobs = _stop_jobs(look, phase, verdict, master_done and not early)
     if obs.generation > 1:
@@ -210,15 +212,18 @@ def _workers_connected(look: _Look, phase: str, result: dict[str, Any] | None) -
     return connected
 
 
+def _peak(look: _Look, now: str, most: str) -> int:
+    """The most of a live count seen so far: this poll's `now`, or the status's `most`."""
+    live = look.obs.locust or {}
+    before = look.previous.get("locust") or {}
+    return max((v for v in (live.get(now), before.get(most)) if isinstance(v, int)), default=0)
+
+
 def _master_overloaded(look: _Look) -> None:
     """MasterOverloaded, present once Locust marked workers missing (their heartbeats did not
     arrive in time): a CPU-starved master (or workers, or the network) at this size. It stays
     with the most that were missing at once, as the run's record."""
-    live = look.obs.locust or {}
-    before = look.previous.get("locust") or {}
-    seen = [v for v in (live.get("missingWorkerCount"), before.get("maxMissingWorkerCount"))
-            if isinstance(v, int)]
-    peak = max(seen, default=0)
+    peak = _peak(look, "missingWorkerCount", "maxMissingWorkerCount")
     if look.was_terminal or peak == 0:
         look.keep("MasterOverloaded")
         return
@@ -226,6 +231,21 @@ def _master_overloaded(look: _Look) -> None:
              f"up to {peak} of {look.obs.expected_workers} Locust workers missed their heartbeats to the "
              "master at once (Locust marks them missing): the master or the workers lack CPU at this "
              "size; give the master more CPU (spec.master.resources) or use fewer, bigger workers")
+
+
+def _workers_overloaded(look: _Look) -> None:
+    """WorkersOverloaded, present once workers reported CPU above Locust's 90% threshold (the
+    master's "CPU usage threshold was exceeded on workers" warning): their users waited for
+    the CPU, so the response times they measured include that wait. Sticky, like the above."""
+    peak = _peak(look, "cpuSaturatedWorkerCount", "maxCpuSaturatedWorkerCount")
+    if look.was_terminal or peak == 0:
+        look.keep("WorkersOverloaded")
+        return
+    look.set("WorkersOverloaded", "True", "CpuSaturated",
+             f"up to {peak} of {look.obs.expected_workers} Locust workers used over "
+             f"{CPU_WARNING_PERCENT}% CPU at once (Locust's warning threshold): response times "
+             "measured there include waiting for the CPU; give the workers more CPU "
+             "(spec.worker.resources) or spread the users over more workers")
 
 
 def _completed(look: _Look, phase: str, verdict: tuple[str, str] | None) -> None:
@@ -303,7 +323,8 @@ def _locust(previous: Status, live: dict[str, Any] | None, result: dict[str, Any
         return before
     locust = dict(live) if live is not None else before
     for source, peak in (("userCount", "maxUserCount"), ("workerCount", "maxWorkerCount"),
-                         ("missingWorkerCount", "maxMissingWorkerCount")):
+                         ("missingWorkerCount", "maxMissingWorkerCount"),
+                         ("cpuSaturatedWorkerCount", "maxCpuSaturatedWorkerCount")):
         values = [v for v in (before.get(peak), before.get(source), locust.get(source))
                   if isinstance(v, int)]
         if values:
@@ -352,9 +373,9 @@ def transition_events(previous: Status, current: Status) -> list[Event]:
     problem = (current.get("locust") or {}).get("message")
     if problem and problem != (previous.get("locust") or {}).get("message"):
         events.append(Event("Warning", "MasterAnswerRefused", problem))
-    if condition(current, "MasterOverloaded") and not condition(previous, "MasterOverloaded"):
-        events.append(Event("Warning", "MasterOverloaded",
-                            (condition(current, "MasterOverloaded") or {}).get("message", "")))
+    for kind in ("MasterOverloaded", "WorkersOverloaded"):
+        if condition(current, kind) and not condition(previous, kind):
+            events.append(Event("Warning", kind, (condition(current, kind) or {}).get("message", "")))
     drift_before = condition(previous, "SpecDrifted") or {}
     drift_after = condition(current, "SpecDrifted") or {}
     if drift_after.get("observedGeneration") != drift_before.get("observedGeneration") and drift_after:
