@@ -41,6 +41,11 @@ def _usage(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
+def _events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    return list(cluster.kubectl_json("-n", namespace, "get", "events", "--field-selector",
+                                     f"involvedObject.name={name},involvedObject.kind=LocustTest")["items"])
+
+
 def _connected(status: dict[str, Any]) -> bool:
     live = status.get("locust") or {}
     return status.get("connectedWorkers") == WORKERS and live.get("workerCount") == WORKERS
@@ -49,8 +54,9 @@ def _connected(status: dict[str, Any]) -> bool:
 @pytest.mark.timeout(600)
 def test_forty_locust_workers_in_ten_pods(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 1024
+    # 2 CPUs for 4 processes: allowed, with a Warning event saying what each process gets.
     with real_test(cluster, namespace, tmp_path, "big", workers=PODS, processes=PROCESSES,
-                   run_time="20s", autoquit=8) as case:
+                   run_time="20s", autoquit=8, worker_resources={"limits": {"cpu": "2"}}) as case:
         assert case.operator.proc is not None
         pid = case.operator.proc.pid
         started = time.monotonic()
@@ -78,6 +84,13 @@ def test_forty_locust_workers_in_ten_pods(cluster: Cluster, namespace: str, tmp_
         assert overloaded and overloaded[0]["reason"] == "HeartbeatsMissed", done["conditions"]
         assert done["locust"]["maxMissingWorkerCount"] > 0
         print("no requests: Locust marked workers missing;", overloaded[0]["message"])
+    warnings = [e["message"] for e in _events(cluster, namespace, "big")
+                if e["reason"] == "ProcessesOverCpuLimit"]
+    assert warnings == [
+        f"spec.worker.processes is {PROCESSES} but the worker CPU limit is 2 cores: each pod's "
+        f"{PROCESSES} Locust processes share it (0.5 core each) and may report over 90% CPU; "
+        f"give the pods a core per process (spec.worker.resources.limits.cpu: {PROCESSES}) "
+        "or set processes: auto"], warnings
     # The master really waited for every process: Locust logs the 200th as it connects.
     assert f"{WORKERS} workers connected" in case.run.master_log()
     # A shared operator stays small while it reads a master with 200 workers.

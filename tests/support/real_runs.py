@@ -129,7 +129,8 @@ def real_test(cluster: Cluster, namespace: str, tmp_path: Path, name: str, *,
               spec: dict[str, Any] | None = None, latency_ms: int = 0, fail_every: int = 0,
               run_time: str = "5s", autoquit: int = 8, workers: int = 2,
               started_workers: int | None = None, worker_timeout: int = 600,
-              labels: dict[str, str] | None = None, processes: int = 1) -> Iterator[Case]:
+              labels: dict[str, str] | None = None, processes: int = 1,
+              worker_resources: dict[str, Any] | None = None) -> Iterator[Case]:
     cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "configmaps.yaml"))
     with http_target(latency_ms, fail_every) as target, locust_run(
             tmp_path, target, workers=workers, run_time=run_time, autoquit=autoquit,
@@ -146,6 +147,8 @@ def real_test(cluster: Cluster, namespace: str, tmp_path: Path, name: str, *,
         manifest["spec"]["worker"]["replicas"] = workers
         if processes > 1:
             manifest["spec"]["worker"]["processes"] = processes
+        if worker_resources:  # what the pods declare (kwok runs them; the processes are local)
+            manifest["spec"]["worker"]["resources"] = worker_resources
         for role in ("master", "worker"):  # pods stay Running while the real processes work
             manifest["spec"][role]["annotations"] = dict(STAY_RUNNING)
         manifest["spec"].update(spec or {})

@@ -8,10 +8,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import yaml
 
 from locust_operator.api.config import OperatorConfig
 from locust_operator.build.render import master_args, render, worker_args
-from locust_operator.build.workers import locust_workers, processes_per_pod, worker_cpu_limit
+from locust_operator.build.workers import (
+    cpu_limit_warning,
+    locust_workers,
+    processes_per_pod,
+    worker_cpu_limit,
+)
 from locust_operator.cli.status_lines import progress
 from locust_operator.rules.locust_stats import MAX_WORKERS_READ, summarize
 from locust_operator.rules.observation import Observation
@@ -215,3 +221,41 @@ def test_workers_over_90_percent_cpu_mark_them_overloaded_and_it_stays() -> None
     assert _condition(cooled, "WorkersOverloaded") is not None
     assert cooled["locust"]["maxCpuSaturatedWorkerCount"] == 5
     assert "cpuSaturatedWorkerCount" not in cooled["locust"]
+
+
+@pytest.mark.parametrize(("worker", "config", "warned"), [
+    ({"processes": 4, "resources": {"limits": {"cpu": "1"}}}, OperatorConfig(),
+     "spec.worker.processes is 4 but the worker CPU limit is 1 core: each pod's 4 Locust processes "
+     "share it (0.25 core each)"),
+    ({"processes": 8}, LIMITED, "spec.worker.processes is 8 but the worker CPU limit is 3 cores"),
+    ({"processes": 2, "resources": {"limits": {"cpu": "500m"}}}, OperatorConfig(), "is 0.5 cores"),
+    # a started core counts
+    ({"processes": 4, "resources": {"limits": {"cpu": "3500m"}}}, OperatorConfig(), None),
+    ({"processes": 4, "resources": {"limits": {"cpu": "4"}}}, OperatorConfig(), None),
+    ({"processes": 1, "resources": {"limits": {"cpu": "100m"}}}, OperatorConfig(), None),  # one: always
+    ({"processes": "auto", "resources": {"limits": {"cpu": "100m"}}}, OperatorConfig(), None),
+    ({"processes": 16}, NO_LIMIT, None),                   # no limit: nothing to compare
+    ({}, OperatorConfig(), None),
+])
+def test_more_processes_than_cpu_cores_are_allowed_with_a_warning(
+        worker: dict[str, Any], config: OperatorConfig, warned: str | None) -> None:
+    warning = cpu_limit_warning(_spec(**worker), config)
+    if warned is None:
+        assert warning is None
+    else:
+        assert warning is not None and warned in warning
+        assert "spec.worker.resources.limits.cpu" in warning and "\n" not in warning
+
+
+def test_render_prints_the_cpu_warning_and_still_renders(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from locust_operator.cli.main import cli
+    test = copy.deepcopy(BASE_TEST)
+    test["spec"]["worker"].update(processes=4, resources={"limits": {"cpu": "1"}})
+    source = tmp_path / "test.yaml"
+    source.write_text(yaml.safe_dump(test))
+    result = CliRunner().invoke(cli, ["render", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "warning: spec.worker.processes is 4 but the worker CPU limit is 1 core" in result.stderr
+    assert "--processes=4" in result.stdout

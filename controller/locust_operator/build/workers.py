@@ -43,6 +43,24 @@ def processes_per_pod(spec: Mapping[str, Any], config: OperatorConfig) -> int:
     return int(value)
 
 
+def cpu_limit_warning(spec: Mapping[str, Any], config: OperatorConfig) -> str | None:
+    """A warning when spec.worker.processes is a number above the pod's CPU limit in cores.
+
+    Allowed (an I/O-bound test may want it), but each Locust process is one busy thread:
+    more of them than cores share the CPU, and their response times include the wait.
+    `auto` follows the limit, and without a limit there is nothing to compare.
+    """
+    value = spec.get("worker", {}).get("processes", 1)
+    cores = worker_cpu_limit(spec, config)
+    if value == AUTO or cores is None or int(value) <= max(1, math.ceil(cores)):
+        return None
+    processes = int(value)
+    return (f"spec.worker.processes is {processes} but the worker CPU limit is {cores:g} "
+            f"core{'' if cores == 1 else 's'}: each pod's {processes} Locust processes share it "
+            f"({cores / processes:.2g} core each) and may report over 90% CPU; give the pods a core per "
+            f"process (spec.worker.resources.limits.cpu: {processes}) or set processes: auto")
+
+
 def locust_workers(spec: Mapping[str, Any], config: OperatorConfig) -> int:
     """The Locust workers the master waits for: worker pods x processes per pod."""
     return int(spec.get("worker", {}).get("replicas", 0)) * processes_per_pod(spec, config)

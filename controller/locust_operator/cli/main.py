@@ -19,6 +19,7 @@ from locust_operator.api.config import ConfigError, OperatorConfig, load_config
 from locust_operator.api.contract import SCHEDULE_KIND
 from locust_operator.build.migrate import MigrationError, migrate_v1
 from locust_operator.build.render import RenderError, render
+from locust_operator.build.workers import cpu_limit_warning
 from locust_operator.cli.series import render_schedule
 from locust_operator.validation.documents import InputError, load, read_limited
 from locust_operator.validation.validator import InvalidLocustTest
@@ -114,6 +115,9 @@ def render_command(source: IO[bytes], output: str, config_path: str | None,
                 objects += render_schedule(document, config, datetime.now(UTC))
                 continue
             objects += render(document, config)
+            warning = cpu_limit_warning(document["spec"], config)
+            if warning:
+                click.echo(f"{_label(label, document)}: warning: {warning}", err=True)
         except InvalidLocustTest as exc:
             failed = True
             for problem in exc.problems:

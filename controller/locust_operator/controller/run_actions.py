@@ -22,6 +22,7 @@ from locust_operator.api.contract import API_VERSION, KIND, MASTER, RUNNING, SUC
 from locust_operator.api.times import parse_timestamp
 from locust_operator.build.events import event_body
 from locust_operator.build.render import RenderError, job_ttl, keeps_failed_pods, render_validated
+from locust_operator.build.workers import cpu_limit_warning
 from locust_operator.controller.creates import (
     NameConflict,
     PermanentCreateError,
@@ -91,8 +92,8 @@ class Actions:
 
     async def create(self, body: Mapping[str, Any], stopped: StopFlag) -> Creation:
         metadata = dict(body["metadata"])
-        test = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata,
-                "spec": dict(body.get("spec") or {})}
+        spec = dict(body.get("spec") or {})
+        test = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
         log.info("LocustTest created: '%s'", metadata["name"])
         try:
             # The API server validated and defaulted the test already.
@@ -136,6 +137,9 @@ class Actions:
         if created_objects:
             await self.event(metadata, "Normal", "Created", "Created " + ", ".join(
                 f"{obj['kind']} {obj['metadata']['name']}" for obj in created_objects))
+            warning = cpu_limit_warning(spec, self.rt.config)
+            if warning:
+                await self.event(metadata, "Warning", "ProcessesOverCpuLimit", warning)
         if existing:
             log.info("%s/%s: already existed, owned by this test: %s", metadata["namespace"],
                      metadata["name"], ", ".join(existing))
