@@ -3,13 +3,16 @@
     python -m benchmarks.big_test                       # the floor and the poll cost only
     python -m benchmarks.big_test --cluster-dir DIR     # and through the operator (a kwok
                                                         # cluster: `scripts/cluster up`)
+        [--plot docs/big_test.png]                      # the times as bars (matplotlib:
+                                                        # pip install '.[bench]')
 
 For 10 / 50 / 200 Locust workers (10 x 1, 25 x 2 and 50 x 4 processes per pod):
 
 - floor: the Locust master and worker processes `render` gives a test, started
   directly on loopback (tests/support/real_locust.py); the time from the start of
   the processes to the master listening, and from there to its Nth worker; the
-  master's CPU seconds over the run; how many workers Locust marked missing.
+  master's CPU seconds over the run and its largest RSS; how many workers Locust
+  marked missing.
 - operator: the same processes, with the LocustTest applied on a kwok cluster and a
   real controller reading the master every second (tests/support/real_runs.py):
   start -> status.connectedWorkers == N, and the operator's CPU seconds per
@@ -22,6 +25,7 @@ For 10 / 50 / 200 Locust workers (10 x 1, 25 x 2 and 50 x 4 processes per pod):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -61,6 +65,17 @@ def _rss_mib(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
+def _group_rss_mib(pgids: set[int]) -> float:
+    """RSS of every process in these process groups (a pod's parent and its forked workers;
+    shared copy-on-write pages count in each, so this is an upper bound)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, StopIteration, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) in pgids:
+                total += _rss_mib(int(stat.parent.name))
+    return total
+
+
 def floor(workers: int) -> dict[str, Any]:
     """Locust alone: start -> master listening -> all workers connected."""
     pods, processes = SIZES[workers]
@@ -68,10 +83,13 @@ def floor(workers: int) -> dict[str, Any]:
         started = time.time()
         with locust_run(Path(tmp), target, workers=pods, processes=processes, run_time="5s",
                         autoquit=2, users=workers) as run:
-            cpu = 0.0
+            cpu, rss, workers_rss = 0.0, 0.0, 0.0
+            pgids = {proc.pid for proc in run.workers}  # each started in its own session
             deadline = time.monotonic() + 300
             while run.master.poll() is None and time.monotonic() < deadline:
-                cpu = _cpu_seconds(run.master.pid)
+                with contextlib.suppress(OSError, StopIteration):  # it may exit between the reads
+                    cpu, rss = _cpu_seconds(run.master.pid), max(rss, _rss_mib(run.master.pid))
+                workers_rss = max(workers_rss, _group_rss_mib(pgids))
                 time.sleep(0.5)
             log = run.master_log()
     listening = _first(log, "Starting web interface")
@@ -79,7 +97,8 @@ def floor(workers: int) -> dict[str, Any]:
     return {"workers": workers, "pods": pods, "processes": processes,
             "start_to_listening": None if listening is None else listening - started,
             "listening_to_all": None if connected is None or listening is None else connected - listening,
-            "master_cpu": cpu, "missing": len(re.findall(r"failed to send heartbeat", log))}
+            "master_cpu": cpu, "master_rss": rss, "worker_rss_per_process": workers_rss / workers,
+            "missing": len(re.findall(r"failed to send heartbeat", log))}
 
 
 def through_operator(c: Cluster, workers: int) -> dict[str, Any]:
@@ -138,6 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=sorted(SIZES), choices=sorted(SIZES))
     parser.add_argument("--cluster-dir", type=Path, help="a running kwok cluster (scripts/cluster up)")
+    parser.add_argument("--plot", type=Path,
+                        help="write the connection times as a PNG bar chart here (needs matplotlib)")
     args = parser.parse_args()
     cost = poll_cost()
     print(f"poll of a big master ({cost['bytes'] / 1024:.0f} KiB, 1,000 names, 200 workers): "
@@ -150,21 +171,58 @@ def main() -> None:
                           cluster_dir=args.cluster_dir)
         install_crd(cluster)
     print("| Locust workers | pods x processes | floor: start -> master listening | floor: listening -> "
-          "all connected | master CPU s | workers Locust marked missing | operator: start -> status shows "
-          "all | operator CPU ms per poll | operator RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "all connected | master CPU s | master RSS MiB | worker RSS MiB per process | workers Locust "
+          "marked missing | operator: "
+          "start -> status shows all | operator CPU ms per poll | operator RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    results = []
     for workers in args.workers:
         base = floor(workers)
         row = [str(workers), f"{base['pods']} x {base['processes']}",
                _seconds(base["start_to_listening"]), _seconds(base["listening_to_all"]),
-               f"{base['master_cpu']:.1f}", str(base["missing"])]
+               f"{base['master_cpu']:.1f}", f"{base['master_rss']:.0f}",
+               f"{base['worker_rss_per_process']:.0f}", str(base["missing"])]
         if cluster is not None:
             via = through_operator(cluster, workers)
+            base.update(via)
             row += [f"{via['operator_connected']:.1f} s", f"{via['operator_cpu_per_poll'] * 1000:.0f}",
                     f"{via['operator_rss']:.0f}"]
         else:
             row += ["-", "-", "-"]
+        results.append(base)
         print("| " + " | ".join(row) + " |", flush=True)
+    if args.plot:
+        plot(results, args.plot)
+        print(f"plot: {args.plot}")
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """The connection times per size as grouped bars: the floor's two parts, and the operator."""
+    import matplotlib  # the `bench` extra: only this option needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = [("start_to_listening", "floor: processes start -> master listening"),
+              ("listening_to_all", "floor: master listening -> all workers connected"),
+              ("operator_connected", "operator: apply -> status shows all connected")]
+    series = [(key, label) for key, label in series if any(r.get(key) is not None for r in results)]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.8 / len(series)
+    for i, (key, label) in enumerate(series):
+        values = [r.get(key) or 0.0 for r in results]
+        bars = ax.bar([x + i * width for x in range(len(results))], values, width, label=label)
+        ax.bar_label(bars, fmt="%.1f s", fontsize=8)
+    ax.set_xticks([x + width for x in range(len(results))],
+                  [f"{r['workers']} workers\n({r['pods']} pods x {r['processes']})" for r in results])
+    ax.set_ylabel("seconds")
+    ax.set_title("Big tests on 2 cores: time to connect every Locust worker (python -m benchmarks.big_test)",
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _seconds(value: float | None) -> str:
