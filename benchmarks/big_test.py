@@ -6,7 +6,7 @@
         [--plot docs/big_test.png]                      # the times as bars (matplotlib:
                                                         # pip install '.[bench]')
 
-For 10 / 50 / 200 Locust workers (10 x 1, 25 x 2 and 50 x 4 processes per pod):
+For 10 / 50 / 100 / 200 Locust workers (10 x 1, 25 x 2, 25 x 4 and 50 x 4 processes per pod):
 
 - floor: the Locust master and worker processes `render` gives a test, started
   directly on loopback (tests/support/real_locust.py); the time from the start of
@@ -42,7 +42,7 @@ from tests.support.real_runs import real_test
 
 from locust_operator.rules.locust_stats import summarize
 
-SIZES = {10: (10, 1), 50: (25, 2), 200: (50, 4)}  # workers: (pods, processes per pod)
+SIZES = {10: (10, 1), 50: (25, 2), 100: (25, 4), 200: (50, 4)}  # workers: (pods, processes per pod)
 _STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
