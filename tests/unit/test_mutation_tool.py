@@ -1,0 +1,63 @@
+"""scripts/mutation.py: what it makes of mutmut's results, and the copy it runs mutmut in."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.support.examples import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import mutation
+
+
+@pytest.mark.parametrize(("code", "kind"), [
+    (1, "killed"), (3, "killed"), (37, "killed"), (0, "survived"), (5, "no tests"), (33, "no tests"),
+    (36, "timeout"), (-24, "timeout"), (None, "not checked"), (35, "suspicious"), (-11, "suspicious"),
+])
+def test_each_exit_code_has_its_outcome(code: int | None, kind: str) -> None:
+    assert mutation.outcome(code) == kind
+
+
+def test_a_modules_tally_counts_outcomes_and_names_the_survivors() -> None:
+    meta = {"exit_code_by_key": {"m.x_b__mutmut_2": 0, "m.x_a__mutmut_1": 1, "m.x_a__mutmut_3": 33,
+                                 "m.x_c__mutmut_1": 36, "m.x_c__mutmut_2": None}}
+    found = mutation.tally("rules/m.py", meta)
+    assert (found.total, found.killed) == (5, 2)  # a timeout is noticed; not checked is not
+    assert found.survivors == ["m.x_a__mutmut_3", "m.x_b__mutmut_2"]  # sorted; no tests counts
+    assert mutation.tally("rules/none.py", {}).total == 0
+
+
+def test_the_report_ends_with_the_total_line() -> None:
+    tallies = [mutation.tally("a.py", {"exit_code_by_key": {"k1": 1, "k2": 1, "k3": 0}}),
+               mutation.tally("b.py", {"exit_code_by_key": {"k4": 1}})]
+    lines = mutation.report(tallies)
+    assert lines[-1] == "mutation: 3 killed of 4 (75.0%)"
+    assert "| a.py | 3 | 2 | 1 | 0 | 66.7% |" in lines and "| b.py | 1 | 1 | 0 | 0 | 100.0% |" in lines
+    assert lines[lines.index("survivors in a.py (1):") + 1] == "  k3"
+    assert mutation.report([])[-1] == "mutation: 0 killed of 0 (n/a)"
+
+
+def test_the_work_copy_has_the_package_under_src_and_mutmuts_settings(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    mutation.prepare(work, ["rules/health.py"])
+    assert (work / "src" / "locust_operator" / "rules" / "health.py").read_bytes() == \
+        (ROOT / "controller" / "locust_operator" / "rules" / "health.py").read_bytes()
+    assert (work / "controller").resolve() == (work / "src").resolve()
+    settings = tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]
+    assert settings["only_mutate"] == ["src/locust_operator/rules/health.py"]
+    assert settings["source_paths"] == ["src/locust_operator"]
+    assert "tests/unit/test_health.py" in settings["pytest_add_cli_args_test_selection"]
+    assert "tests/unit/test_history_browser.py" not in settings["pytest_add_cli_args_test_selection"]
+    mutation.prepare(work, ["api/contract.py"])  # again: a fresh copy, not a second table
+    assert tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"] == \
+        ["src/locust_operator/api/contract.py"]
+
+
+def test_an_unknown_module_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert mutation.main(["rules/nosuch.py"]) == 2
+    assert capsys.readouterr().err.strip() == \
+        "mutation: no such module under controller/locust_operator: rules/nosuch.py"
