@@ -103,7 +103,10 @@ BIG_WORKERS = BIG_PODS * BIG_PROCESSES
 
 # The runs that must pass are judged by a threshold, not by Locust's exit code, which
 # is 1 after a single failed request (ci18: one, on a loaded node, failed `stages`).
-TOLERANT = {"maxFailRatio": "0.05"}
+# What they prove is packages, files and stages, not the target's error rate: on the
+# 2-core machine, beside the other pytest worker's clusters, the in-cluster Python
+# target failed 9.4% of `from-git`'s requests once (CI, 2026-12-02).
+TOLERANT = {"maxFailRatio": "0.25"}
 
 
 def scenarios(image: str, ns: str) -> list[dict[str, Any]]:
@@ -199,7 +202,8 @@ def noimage(real_node_cluster: Cluster) -> Iterator[NoImage]:
 
 def _why(status: dict[str, Any]) -> str:
     """Every condition in full (pytest's repr of a list cuts the messages that say why)."""
-    return "\n".join(f"{c['type']} {c['reason']}: {c['message']}" for c in status.get("conditions", []))
+    lines = [f"{c['type']} {c['reason']}: {c['message']}" for c in status.get("conditions", [])]
+    return "\n".join([*lines, f"failures: {(status.get('result') or {}).get('topFailures')}"])
 
 
 def test_stages_are_followed_by_locusts_own_user_count(noimage: NoImage) -> None:
