@@ -18,7 +18,6 @@ Uses the session's real-node cluster (`real_node_cluster`).
 
 from __future__ import annotations
 
-import calendar
 import json
 import math
 import os
@@ -34,6 +33,7 @@ from typing import Any
 import pytest
 import yaml
 
+from locust_operator.api.times import parse_timestamp
 from tests.support import browser
 from tests.support.real_operator import install_operator
 from tests.support.real_series import SCHEDULE, SLOW_DELAY_MS, schedule, series_objects, slow_target
@@ -570,8 +570,8 @@ def _cli(e2e: E2E, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=120)
 
 
-def _created(run: dict[str, Any]) -> int:
-    return calendar.timegm(time.strptime(run["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
+def _created(run: dict[str, Any]) -> float:
+    return parse_timestamp(run["metadata"]["creationTimestamp"]).timestamp()
 
 
 def test_scheduled_runs_regress_when_the_target_slows_down(e2e: E2E, tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ each with its reason and message. The chart's operator runs in-cluster.
 
 from __future__ import annotations
 
-import calendar
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from locust_operator.api.times import parse_timestamp
 from tests.support import git_server, package_index
 from tests.support.real_operator import install_operator
 
@@ -256,7 +256,7 @@ def test_files_from_git_at_a_tag_record_the_commit(noimage: NoImage) -> None:
 
 
 def _seconds(stamp: str) -> float:
-    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    return parse_timestamp(stamp).timestamp()
 
 
 def test_worker_pods_with_several_locust_processes_each(noimage: NoImage) -> None:

@@ -9,6 +9,7 @@ that exist), users, request rate, failure ratio and response times.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from locust_operator.rules.bounded import count, number
@@ -33,24 +34,25 @@ MAX_WORKERS_READ = 100_000
 CPU_WARNING_PERCENT = 90
 
 
+def _count_workers(workers: Any, matches: Callable[[dict[str, Any]], bool]) -> int | None:
+    """How many entries of the master's `workers` list match, or None when it is not a list."""
+    if not isinstance(workers, list):
+        return None
+    return sum(1 for w in itertools.islice(workers, MAX_WORKERS_READ) if isinstance(w, dict) and matches(w))
+
+
 def cpu_saturated_workers(workers: Any) -> int | None:
     """How many of the master's workers report CPU above Locust's warning threshold, or None.
 
     Each worker sends its process's CPU percent with every heartbeat; over 90% its users
     wait for the CPU, and the response times it measures grow with the wait.
     """
-    if not isinstance(workers, list):
-        return None
-    return sum(1 for w in itertools.islice(workers, MAX_WORKERS_READ)
-               if isinstance(w, dict) and (number(w.get("cpu_usage"), 1e6) or 0) > CPU_WARNING_PERCENT)
+    return _count_workers(workers, lambda w: (number(w.get("cpu_usage"), 1e6) or 0) > CPU_WARNING_PERCENT)
 
 
 def missing_workers(workers: Any) -> int | None:
     """How many of the master's workers Locust marks `missing` (their heartbeats stopped), or None."""
-    if not isinstance(workers, list):
-        return None
-    return sum(1 for w in itertools.islice(workers, MAX_WORKERS_READ)
-               if isinstance(w, dict) and w.get("state") == "missing")
+    return _count_workers(workers, lambda w: w.get("state") == "missing")
 
 
 def _decimal(value: Any, places: int, limit: float) -> str | None:

@@ -99,8 +99,7 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
         phase = prev_phase
 
     connected = _workers_connected(look, phase, result)
-    _master_overloaded(look)
-    _workers_overloaded(look)
+    _overloaded(look)
     _completed(look, phase, verdict)
     stop_jobs = _stop_jobs(look, phase, verdict, master_done and not early)
     if obs.generation > 1:
@@ -212,40 +211,47 @@ def _workers_connected(look: _Look, phase: str, result: dict[str, Any] | None) -
     return connected
 
 
-def _peak(look: _Look, now: str, most: str) -> int:
-    """The most of a live count seen so far: this poll's `now`, or the status's `most`."""
+@dataclasses.dataclass(frozen=True)
+class _Overload:
+    """A sticky condition set once a live count of troubled workers is above 0, with the
+    most seen at once (kept in status.locust as `most`) as the run's record."""
+
+    kind: str
+    reason: str
+    now: str   # the live count in status.locust
+    most: str  # its peak
+    advice: str  # the message after "up to N of M Locust workers "
+
+
+# MasterOverloaded: Locust marked workers missing (their heartbeats did not arrive in
+# time), a CPU-starved master (or workers, or the network) at this size.
+# WorkersOverloaded: workers reported CPU above Locust's 90% threshold (the master's "CPU
+# usage threshold was exceeded on workers" warning), so the response times they measured
+# include waiting for the CPU.
+_OVERLOADS = (
+    _Overload("MasterOverloaded", "HeartbeatsMissed", "missingWorkerCount", "maxMissingWorkerCount",
+              "missed their heartbeats to the master at once (Locust marks them missing): the master or "
+              "the workers lack CPU at this size; give the master more CPU (spec.master.resources) or "
+              "use fewer, bigger workers"),
+    _Overload("WorkersOverloaded", "CpuSaturated", "cpuSaturatedWorkerCount", "maxCpuSaturatedWorkerCount",
+              f"used over {CPU_WARNING_PERCENT}% CPU at once (Locust's warning threshold): response times "
+              "measured there include waiting for the CPU; give the workers more CPU "
+              "(spec.worker.resources) or spread the users over more workers"),
+)
+
+
+def _overloaded(look: _Look) -> None:
+    """Each of _OVERLOADS: set from the peak of its count; kept as it was once terminal."""
     live = look.obs.locust or {}
     before = look.previous.get("locust") or {}
-    return max((v for v in (live.get(now), before.get(most)) if isinstance(v, int)), default=0)
-
-
-def _master_overloaded(look: _Look) -> None:
-    """MasterOverloaded, present once Locust marked workers missing (their heartbeats did not
-    arrive in time): a CPU-starved master (or workers, or the network) at this size. It stays
-    with the most that were missing at once, as the run's record."""
-    peak = _peak(look, "missingWorkerCount", "maxMissingWorkerCount")
-    if look.was_terminal or peak == 0:
-        look.keep("MasterOverloaded")
-        return
-    look.set("MasterOverloaded", "True", "HeartbeatsMissed",
-             f"up to {peak} of {look.obs.expected_workers} Locust workers missed their heartbeats to the "
-             "master at once (Locust marks them missing): the master or the workers lack CPU at this "
-             "size; give the master more CPU (spec.master.resources) or use fewer, bigger workers")
-
-
-def _workers_overloaded(look: _Look) -> None:
-    """WorkersOverloaded, present once workers reported CPU above Locust's 90% threshold (the
-    master's "CPU usage threshold was exceeded on workers" warning): their users waited for
-    the CPU, so the response times they measured include that wait. Sticky, like the above."""
-    peak = _peak(look, "cpuSaturatedWorkerCount", "maxCpuSaturatedWorkerCount")
-    if look.was_terminal or peak == 0:
-        look.keep("WorkersOverloaded")
-        return
-    look.set("WorkersOverloaded", "True", "CpuSaturated",
-             f"up to {peak} of {look.obs.expected_workers} Locust workers used over "
-             f"{CPU_WARNING_PERCENT}% CPU at once (Locust's warning threshold): response times "
-             "measured there include waiting for the CPU; give the workers more CPU "
-             "(spec.worker.resources) or spread the users over more workers")
+    for overload in _OVERLOADS:
+        peak = max((v for v in (live.get(overload.now), before.get(overload.most)) if isinstance(v, int)),
+                   default=0)
+        if look.was_terminal or peak == 0:
+            look.keep(overload.kind)
+        else:
+            look.set(overload.kind, "True", overload.reason,
+                     f"up to {peak} of {look.obs.expected_workers} Locust workers {overload.advice}")
 
 
 def _completed(look: _Look, phase: str, verdict: tuple[str, str] | None) -> None:
@@ -323,8 +329,7 @@ def _locust(previous: Status, live: dict[str, Any] | None, result: dict[str, Any
         return before
     locust = dict(live) if live is not None else before
     for source, peak in (("userCount", "maxUserCount"), ("workerCount", "maxWorkerCount"),
-                         ("missingWorkerCount", "maxMissingWorkerCount"),
-                         ("cpuSaturatedWorkerCount", "maxCpuSaturatedWorkerCount")):
+                         *((o.now, o.most) for o in _OVERLOADS)):
         values = [v for v in (before.get(peak), before.get(source), locust.get(source))
                   if isinstance(v, int)]
         if values:
@@ -373,7 +378,7 @@ def transition_events(previous: Status, current: Status) -> list[Event]:
     problem = (current.get("locust") or {}).get("message")
     if problem and problem != (previous.get("locust") or {}).get("message"):
         events.append(Event("Warning", "MasterAnswerRefused", problem))
-    for kind in ("MasterOverloaded", "WorkersOverloaded"):
+    for kind in (o.kind for o in _OVERLOADS):
         if condition(current, kind) and not condition(previous, kind):
             events.append(Event("Warning", kind, (condition(current, kind) or {}).get("message", "")))
     drift_before = condition(previous, "SpecDrifted") or {}
