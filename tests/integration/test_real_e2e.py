@@ -35,6 +35,7 @@ import yaml
 
 from locust_operator.api.times import parse_timestamp
 from tests.support import browser
+from tests.support.probes import serving_once_up
 from tests.support.real_operator import install_operator
 from tests.support.real_series import SCHEDULE, SLOW_DELAY_MS, schedule, series_objects, slow_target
 from tests.support.real_series import TARGET as SERIES_TARGET
@@ -166,7 +167,7 @@ def target_objects(image: str) -> list[dict[str, Any]]:
     container = {
         "name": "target", "image": image, "imagePullPolicy": "IfNotPresent",
         "command": ["python3", "/srv/target.py"], "ports": [{"containerPort": 8080}],
-        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+        **serving_once_up("/", 8080),
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": [{"name": "script", "mountPath": "/srv"}],
     }

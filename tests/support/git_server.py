@@ -253,6 +253,9 @@ def git_objects(namespace: str, files: Mapping[str, str], second: Mapping[str, s
                 image: str | None = None) -> list[dict[str, Any]]:
     """ConfigMap git-server, Deployment git (ready once info/refs answers) and Service git
     (80 -> 8080) in namespace: kubectl apply input. The repo is http://git.<ns>.svc.cluster.local/repo.git."""
+    # Imported here: this file also runs alone in the pod, where tests/ is not.
+    from tests.support.probes import serving_once_up
+
     commits = _commits(files, second)
     configmap, items = _configmap(namespace, commits)
     module = f"{CONFIG_MOUNT}/git_server.py"
@@ -263,7 +266,7 @@ def git_objects(namespace: str, files: Mapping[str, str], second: Mapping[str, s
     container = {
         "name": "git", "image": image or git_image(), "imagePullPolicy": "IfNotPresent",
         "command": ["sh", "-c", script], "ports": [{"name": "http", "containerPort": PORT}],
-        "readinessProbe": {"httpGet": {"path": f"/{REPO}/info/refs", "port": PORT}, "periodSeconds": 1},
+        **serving_once_up(f"/{REPO}/info/refs", PORT),
         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
                             "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},

@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support.probes import serving_once_up
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WHEELS_FILE = Path(__file__).with_name("index_wheels.txt")
 NAME = "pypi"  # the Service, Deployment and ConfigMap (pypi-index)
@@ -202,7 +204,7 @@ def index_objects(namespace: str, wheels: Sequence[Path], image: str | None = No
         "name": "index", "image": image or locust_image(), "imagePullPolicy": "IfNotPresent",
         "command": ["python3", "-m", "http.server", str(PORT), "--directory", MOUNT],
         "ports": [{"name": "http", "containerPort": PORT}],
-        "readinessProbe": {"httpGet": {"path": "/simple/", "port": PORT}, "periodSeconds": 1},
+        **serving_once_up("/simple/", PORT),
         "volumeMounts": [{"name": "index", "mountPath": MOUNT, "readOnly": True}],
     })
     items = [{"key": _key(rel), "path": rel} for rel in sorted(files)]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tests.support.probes import serving_once_up
+
 SCHEDULE = "nightly"
 TARGET = "series-target"
 # Waits DELAY_MS before each answer: BASE_DELAY_MS at first, SLOW_DELAY_MS before the third run.
@@ -67,7 +69,7 @@ def _target(image: str, delay_ms: int) -> list[dict[str, Any]]:
         "name": "target", "image": image, "imagePullPolicy": "IfNotPresent",
         "command": ["python3", "/srv/target.py"], "ports": [{"containerPort": 8080}],
         "env": [{"name": "DELAY_MS", "value": str(delay_ms)}],
-        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+        **serving_once_up("/", 8080),
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": [{"name": "script", "mountPath": "/srv"}],
     }
