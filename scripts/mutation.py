@@ -3,6 +3,7 @@
     scripts/mutation                          # every module of PURE_CORE
     scripts/mutation rules/status.py ...      # some modules (paths under controller/locust_operator)
     scripts/mutation --diffs rules/health.py  # and the diff of each surviving mutant
+    scripts/mutation --changed HEAD~3 --own-tests --fail-under 90   # what CI runs (a fast subset)
 
 It prints, per module, the mutants and how many the tests killed, then the survivors;
 the last line is `mutation: N killed of M (P%)`. A survivor is a change to the code
@@ -19,6 +20,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,9 +31,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "locust_operator"
 # The pure decision modules (issue: every one kills >= 90% of its mutants).
-PURE_CORE = ("api/contract.py", "rules/status.py", "rules/verdict.py", "rules/thresholds.py",
-             "rules/baseline.py", "rules/health.py", "rules/observe.py", "rules/results.py",
-             "rules/locust_stats.py", "rules/schedule.py", "rules/schedule_plan.py")
+PURE_CORE = ("api/contract.py", "rules/status.py", "rules/jobs.py", "rules/verdict.py",
+             "rules/thresholds.py", "rules/baseline.py", "rules/health.py", "rules/crash.py",
+             "rules/observe.py", "rules/results.py", "rules/locust_stats.py", "rules/schedule.py",
+             "rules/schedule_plan.py")
 # Unit tests that check no pure module, yet cost time in mutmut's first, full pass; this
 # tool's own (git is not in the copy); and test_wait.py, the CLI's watch loop, whose
 # timing failed it in mutmut's clean run once (it checks no pure module either).
@@ -121,7 +124,55 @@ def unit_tests(root: Path) -> list[str]:
                   if p.name not in NOT_RUN)
 
 
-def prepare(work: Path, modules: list[str]) -> None:
+_IMPORT = re.compile(
+    rf"^\s*(?:from ({PACKAGE}(?:\.\w+)*) import (\([^)]*\)|[^\n]+)|import ({PACKAGE}(?:\.\w+)+))", re.M)
+# The layers whose modules count as a way to a module (the shell and the CLI use everything).
+PURE_LAYERS = ("api", "rules")
+
+
+def imported(source: str) -> set[str]:
+    """The package's modules a source imports, as paths under the package (rules/status.py):
+    `from P.rules.status import x`, `from P.rules import status, health`, `import P.rules.status`."""
+    found = set()
+    for dotted_from, names, dotted_import in _IMPORT.findall(source):
+        path = (dotted_from or dotted_import).removeprefix(PACKAGE).lstrip(".").replace(".", "/")
+        if path:
+            found.add(f"{path}.py")
+        if dotted_from:  # the names may be modules of that package
+            found.update(f"{path}/{n}.py" if path else f"{n}.py"
+                         for n in re.findall(r"(\w+)(?:\s+as\s+\w+)?", names.strip("()")))
+    return found
+
+
+def importers(root: Path, module: str) -> set[str]:
+    """The pure modules that import `module`, directly or through others, and itself."""
+    package = root / "src" / PACKAGE
+    graph = {str(p.relative_to(package)): imported(p.read_text())
+             for layer in PURE_LAYERS for p in (package / layer).rglob("*.py")}
+    reach, grew = {module}, True
+    while grew:
+        more = {name for name, uses in graph.items() if uses & reach} - reach
+        reach |= more
+        grew = bool(more)
+    return reach
+
+
+def own_tests(root: Path, modules: Iterable[str]) -> list[str]:
+    """The unit tests that import one of the modules or a module that uses one: the fast
+    subset (mutmut's two first passes over every unit test are most of a run's time)."""
+    reach = set().union(*(importers(root, m) for m in modules))
+    return [name for name in unit_tests(root) if imported((root / name).read_text()) & reach]
+
+
+def changed_modules(ref: str, root: Path = REPO_ROOT) -> list[str]:
+    """The modules of the pure core that differ between `ref` and the working tree."""
+    names = subprocess.run(["git", "diff", "--name-only", ref, "--", f"controller/{PACKAGE}"], cwd=root,
+                           check=True, capture_output=True, text=True).stdout.split()
+    changed = {n.removeprefix(f"controller/{PACKAGE}/") for n in names}
+    return [m for m in PURE_CORE if m in changed]
+
+
+def prepare(work: Path, modules: list[str], own: bool = False) -> None:
     """A fresh copy of the tracked files, controller/ as src/, with mutmut's configuration."""
     if work.exists():
         shutil.rmtree(work)
@@ -138,7 +189,8 @@ def prepare(work: Path, modules: list[str]) -> None:
     # The tests read examples, templates, the chart, workflows...: mutmut copies them all.
     also_copy = sorted(p.name for p in work.iterdir() if p.name not in ("src", "tests"))
     with (work / "pyproject.toml").open("a") as config:
-        config.write(config_toml(modules, unit_tests(work), also_copy))
+        tests = own_tests(work, modules) if own else unit_tests(work)
+        config.write(config_toml(modules, tests, also_copy))
 
 
 def results(work: Path, modules: list[str]) -> list[Tally]:
@@ -149,40 +201,71 @@ def results(work: Path, modules: list[str]) -> list[Tally]:
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*",
                         help=f"paths under controller/{PACKAGE} (default: the pure core)")
+    parser.add_argument("--changed", metavar="REF",
+                        help="only the modules of the pure core changed since the git ref REF")
+    parser.add_argument("--own-tests", action="store_true",
+                        help="only the unit tests that import the modules (fast; others' kills are lost)")
+    parser.add_argument("--fail-under", type=float, metavar="P", help="exit 1 when under P%% are killed")
     parser.add_argument("--diffs", action="store_true", help="print each survivor's diff (mutmut show)")
     parser.add_argument("--children", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
-    args = parser.parse_args(argv)
-    modules = args.modules or list(PURE_CORE)
-    missing = [m for m in modules if not (REPO_ROOT / "controller" / PACKAGE / m).is_file()]
+    return parser.parse_args(argv)
+
+
+def chosen_modules(args: argparse.Namespace) -> list[str]:
+    if args.changed:
+        return [m for m in changed_modules(args.changed) if not args.modules or m in args.modules]
+    return args.modules or list(PURE_CORE)
+
+
+def run_mutmut(work: Path, children: int) -> int:
+    log = work.parent / "mutation.log"
+    with log.open("w") as out:
+        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children)],
+                             cwd=work, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+    return run.returncode
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": "src:."}  # relative: mutmut runs the tests in mutants/
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    missing = [m for m in args.modules if not (REPO_ROOT / "controller" / PACKAGE / m).is_file()]
     if missing:
         print(f"mutation: no such module under controller/{PACKAGE}: {', '.join(missing)}", file=sys.stderr)
         return 2
+    modules = chosen_modules(args)
+    if not modules:
+        print(f"mutation: 0 killed of 0 (no module of the pure core changed since {args.changed})")
+        return 0
     cache = Path(os.environ.get("LOCUST_OPERATOR_CACHE", Path.home() / ".cache" / "locust-operator"))
     work = cache / "mutation"
-    prepare(work, modules)
-    env = {**os.environ, "PYTHONPATH": "src:."}  # relative: mutmut runs the tests in mutants/
-    log = work.parent / "mutation.log"
-    with log.open("w") as out:
-        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children)],
-                             cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    prepare(work, modules, own=args.own_tests)
+    code = run_mutmut(work, args.children)
     tallies = results(work, modules)
     checked = sum(t.total - t.counts["not checked"] for t in tallies)
-    if run.returncode != 0 or not checked:
+    if code != 0 or not checked:
+        log = work.parent / "mutation.log"
         print(log.read_text(errors="replace").replace("\r", "\n")[-3000:], file=sys.stderr)
-        print(f"mutation: mutmut run failed (exit {run.returncode}; its output: {log})", file=sys.stderr)
+        print(f"mutation: mutmut run failed (exit {code}; its output: {log})", file=sys.stderr)
         return 1
     lines = report(tallies)
     print("\n".join(lines[:-1]))
     if args.diffs:
         for name in (n for t in tallies for n in t.survivors):
-            shown = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work, env=env,
+            shown = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work, env=_env(),
                                    capture_output=True, text=True)
             print(shown.stdout)
     print(lines[-1])
+    killed, total = sum(t.killed for t in tallies), sum(t.total for t in tallies)
+    if args.fail_under is not None and 100 * killed < args.fail_under * total:
+        print(f"mutation: under the floor of {args.fail_under:g}% killed", file=sys.stderr)
+        return 1
     return 0
 
 
