@@ -45,7 +45,8 @@ def succeeded_pods(job: dict[str, Any] | None) -> int:
 def job_failure(job: dict[str, Any]) -> str:
     for cond in job.get("conditions", []):
         if cond.get("type") == "Failed" and cond.get("status") == "True":
-            return f"master Job failed: {cond.get('reason', '')} {cond.get('message', '')}".strip()
+            why = " ".join(str(part) for part in (cond.get("reason"), cond.get("message")) if part)
+            return f"master Job failed: {why}" if why else "master Job failed"
     return "master Job failed"
 
 
