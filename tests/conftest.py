@@ -25,14 +25,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif Path(item.path).resolve().relative_to(ROOT).parts[:2] in (("tests", "integration"),
                                                                       ("tests", "locust")):
             item.add_marker(pytest.mark.xdist_group(Path(item.path).stem))
-    # The longest group first: xdist hands out groups in collection order, so the real
-    # node's (a third of the whole run) must not be the last to start.
-    items.sort(key=lambda item: 0 if _group(item) == SERIAL_GROUP else 1 if _group(item) else 2)
-
-
-def _group(item: pytest.Item) -> str | None:
-    marker = item.get_closest_marker("xdist_group")
-    return str(marker.args[0]) if marker and marker.args else None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
