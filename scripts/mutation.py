@@ -3,7 +3,7 @@
     scripts/mutation                          # every module of PURE_CORE
     scripts/mutation rules/status.py ...      # some modules (paths under controller/locust_operator)
     scripts/mutation --diffs rules/health.py  # and the diff of each surviving mutant
-    scripts/mutation --changed HEAD~3 --own-tests --fail-under 90   # what CI runs (a fast subset)
+    scripts/mutation --changed HEAD~3 --own-tests --fail-under 90   # a fast subset (not in CI yet)
 
 It prints, per module, the mutants and how many the tests killed, then the survivors;
 the last line is `mutation: N killed of M (P%)`. A survivor is a change to the code
@@ -93,6 +93,12 @@ def percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "n/a"
 
 
+def totals(tallies: Iterable[Tally]) -> tuple[int, int]:
+    """Mutants killed and mutants in all, over the modules."""
+    rows = list(tallies)
+    return sum(t.killed for t in rows), sum(t.total for t in rows)
+
+
 def report(tallies: Iterable[Tally]) -> list[str]:
     """The table, the survivors, and the last line."""
     rows = list(tallies)
@@ -103,7 +109,7 @@ def report(tallies: Iterable[Tally]) -> list[str]:
         if t.survivors:
             lines.append(f"survivors in {t.module} ({len(t.survivors)}):")
             lines += [f"  {name}" for name in t.survivors]
-    killed, total = sum(t.killed for t in rows), sum(t.total for t in rows)
+    killed, total = totals(rows)
     lines.append(f"mutation: {killed} killed of {total} ({percent(killed, total)})")
     return lines
 
@@ -221,9 +227,12 @@ def chosen_modules(args: argparse.Namespace) -> list[str]:
     return args.modules or list(PURE_CORE)
 
 
+def mutmut_log(work: Path) -> Path:
+    return work.parent / "mutation.log"
+
+
 def run_mutmut(work: Path, children: int) -> int:
-    log = work.parent / "mutation.log"
-    with log.open("w") as out:
+    with mutmut_log(work).open("w") as out:
         run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children)],
                              cwd=work, env=_env(), stdout=out, stderr=subprocess.STDOUT)
     return run.returncode
@@ -250,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     tallies = results(work, modules)
     checked = sum(t.total - t.counts["not checked"] for t in tallies)
     if code != 0 or not checked:
-        log = work.parent / "mutation.log"
+        log = mutmut_log(work)
         print(log.read_text(errors="replace").replace("\r", "\n")[-3000:], file=sys.stderr)
         print(f"mutation: mutmut run failed (exit {code}; its output: {log})", file=sys.stderr)
         return 1
@@ -262,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                                    capture_output=True, text=True)
             print(shown.stdout)
     print(lines[-1])
-    killed, total = sum(t.killed for t in tallies), sum(t.total for t in tallies)
+    killed, total = totals(tallies)
     if args.fail_under is not None and 100 * killed < args.fail_under * total:
         print(f"mutation: under the floor of {args.fail_under:g}% killed", file=sys.stderr)
         return 1
