@@ -53,6 +53,8 @@ def test_the_work_copy_has_the_package_under_src_and_mutmuts_settings(tmp_path: 
     assert settings["source_paths"] == ["src/locust_operator"]
     assert "tests/unit/test_health.py" in settings["pytest_add_cli_args_test_selection"]
     assert "tests/unit/test_history_browser.py" not in settings["pytest_add_cli_args_test_selection"]
+    args = settings["pytest_add_cli_args"]
+    assert args[args.index("--deselect") + 1] == mutation.DESELECTED[0] and "no:xdist" in args
     mutation.prepare(work, ["api/contract.py"])  # again: a fresh copy, not a second table
     assert tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"] == \
         ["src/locust_operator/api/contract.py"]
