@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from locust_operator.rules.health import REASON_RANK, PodProblem, mount_problem, pod_problem
+from locust_operator.rules.health import (
+    REASON_RANK,
+    PodProblem,
+    mount_problem,
+    pod_problem,
+    root_cause,
+    still_creating,
+)
 
 EARLIER = "2026-11-23T11:59:00Z"
 
@@ -125,3 +132,82 @@ def test_mount_problem_names_the_newest_failedmount_event() -> None:
     problem = mount_problem("m", "t", ["old", 'configmap "x" not found'])
     assert problem == PodProblem("m", "ConfigurationError",
                                  'pod m: FailedMount: configmap "x" not found', "t")
+
+
+SETUP = {"name": "setup"}
+UNSCHEDULABLE = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+
+
+# A native sidecar's crash loop counts only until a main container has started, and
+# each of the kubelet's ways of saying so (started, running, terminated) is enough.
+@pytest.mark.parametrize(("main", "counts"), [
+    ({"name": "demo-master", "started": True}, False),
+    ({"name": "demo-master", "state": {"running": {"startedAt": EARLIER}}}, False),
+    ({"name": "demo-master", "state": {"terminated": {"exitCode": 0}}}, False),
+    ({"name": "demo-master", "started": False, "state": {"waiting": {"reason": "PodInitializing"}}}, True),
+    ({"name": "demo-master", "started": False, "state": None}, True),
+])
+def test_a_sidecar_crash_loop_counts_until_a_main_container_starts(main: dict[str, Any],
+                                                                   counts: bool) -> None:
+    pod = _pod((SIDECAR,), initContainerStatuses=[_waiting("CrashLoopBackOff", "back-off", "istio-proxy")],
+               containerStatuses=[main])
+    expected = PodProblem("p", "InitializationError",
+                          "pod p container istio-proxy: CrashLoopBackOff: back-off", EARLIER)
+    assert pod_problem(pod) == (expected if counts else None)
+
+
+@pytest.mark.parametrize(("pod", "expected"), [
+    # Whole problems: the pod's name, the container's, the kubelet's reason and message.
+    (_pod(containerStatuses=[_waiting("ErrImagePull", "pull access denied")]),
+     PodProblem("p", "ImagePullError", "pod p container demo-master: ErrImagePull: pull access denied",
+                EARLIER)),
+    (_pod(containerStatuses=[_waiting("CrashLoopBackOff")]),
+     PodProblem("p", "CrashLoopBackOff", "pod p container demo-master: CrashLoopBackOff: CrashLoopBackOff",
+                EARLIER)),
+    (_pod(conditions=[{**UNSCHEDULABLE, "message": "0/1 nodes are available"}]),
+     PodProblem("p", "SchedulingError", "pod p cannot be scheduled: 0/1 nodes are available", EARLIER)),
+    # Without the scheduler's message: no dangling separator.
+    (_pod(conditions=[UNSCHEDULABLE]),
+     PodProblem("p", "SchedulingError", "pod p cannot be scheduled:", EARLIER)),
+    # Only the PodScheduled condition, False, for Unschedulable, is a scheduling problem.
+    (_pod(conditions=[{**UNSCHEDULABLE, "status": "True"}]), None),
+    (_pod(conditions=[{**UNSCHEDULABLE, "type": "Ready"}]), None),
+    (_pod(conditions=[{**UNSCHEDULABLE, "reason": "SchedulerError"}]), None),
+    # An init container that ended without an exit code has not failed.
+    (_pod((SETUP,), initContainerStatuses=[
+        {"name": "setup", "state": {"terminated": {"reason": "Completed"}}}]), None),
+    # A status without a state (a kubelet that has not reported one) is no problem yet.
+    (_pod(containerStatuses=[{"name": "demo-master"}]), None),
+    # A pod without a name is reported as "?", not as None.
+    ({**_pod(containerStatuses=[_waiting("ImagePullBackOff", "x")]), "metadata": {}},
+     PodProblem("?", "ImagePullError", "pod ? container demo-master: ImagePullBackOff: x", None)),
+])
+def test_pod_problem_whole(pod: dict[str, Any], expected: PodProblem | None) -> None:
+    assert pod_problem(pod) == expected
+
+
+def test_mount_problem_takes_the_last_of_many_events() -> None:
+    problem = mount_problem("m", None, ["first", "second", "third"])
+    assert problem is not None and problem.message == "pod m: FailedMount: third"
+
+
+def test_a_reason_without_a_rank_is_reported_last() -> None:
+    unranked = PodProblem("a", "SomethingNew", "x", None)
+    ranked = PodProblem("b", "CrashLoopBackOff", "y", None)
+    assert root_cause([unranked, ranked]) == ranked
+    assert root_cause([PodProblem("b", "Odd", "x", None), PodProblem("a", "Odd", "y", None)]).pod == "a"
+
+
+@pytest.mark.parametrize(("status", "creating"), [
+    ({"phase": "Pending", "containerStatuses": [_waiting("ContainerCreating")]}, True),
+    ({"containerStatuses": [_waiting("ContainerCreating")]}, True),  # no phase yet: Pending
+    ({"phase": "Running", "containerStatuses": [_waiting("ContainerCreating")]}, False),
+    ({"phase": "Pending", "initContainerStatuses": [_waiting("PodInitializing", name="setup")],
+      "containerStatuses": [RUNNING]}, False),  # a main container runs
+    ({"phase": "Pending", "initContainerStatuses": [_waiting("PodInitializing", name="setup")],
+      "containerStatuses": [INITIALIZING]}, True),
+    ({"phase": "Pending"}, False),  # nothing reported: not known to be waiting for a mount
+    ({"phase": "Pending", "containerStatuses": [_waiting("ErrImagePull")]}, False),  # a problem, not creating
+])
+def test_still_creating(status: dict[str, Any], creating: bool) -> None:
+    assert still_creating(_pod(**status)) is creating
