@@ -7,7 +7,19 @@ from typing import Any
 
 import pytest
 
-from locust_operator.rules.observe import Children, controller_uid, job_view, observe, pod_view, service_view
+from locust_operator.rules.observation import Observation
+from locust_operator.rules.observe import (
+    Children,
+    JobView,
+    PodView,
+    ServiceView,
+    controller_uid,
+    job_view,
+    master_pod,
+    observe,
+    pod_view,
+    service_view,
+)
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 TEST = {"metadata": {"name": "t", "uid": "u1", "generation": 2}, "spec": {"worker": {"replicas": 2}}}
@@ -141,3 +153,97 @@ def test_the_commits_fetched_master_first_and_the_ref_asked() -> None:
     assert obs.commits == (("t-master-z", sha_m), ("t-worker-a", sha_w))
     assert obs.git_ref == "v1"
     assert observe(TEST, Children(jobs=jobs, pods=pods), now=NOW, grace_seconds=30).git_ref is None
+
+
+def _finished_pod(role: str, job_uid: str, phase: str, code: int, message: str = "") -> dict[str, Any]:
+    terminated = {"exitCode": code, **({"message": message} if message else {})}
+    return {"metadata": _meta(role, f"p-{role}", job_uid, "Job"), "spec": {},
+            "status": {"phase": phase, "containerStatuses": [{"name": "locust", "state": {
+                "terminated": terminated}}]}}
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (_finished_pod("master", "jm", "Succeeded", 0),
+     PodView(job_uid="jm", role="master", ready=False, problem=None, name="p-master-pod", exit_code=0,
+             since="2026-11-25T11:59:00Z", finished=True)),
+    (_finished_pod("worker", "jw", "Failed", 2, "Traceback ...\nKeyError: 'host'\n"),
+     PodView(job_uid="jw", role="worker", ready=False, problem=None, name="p-worker-pod", exit_code=2,
+             since="2026-11-25T11:59:00Z", finished=True, crash="KeyError: 'host'")),
+    # Running with an exit code (a container restarted): not finished.
+    ({**_finished_pod("master", "jm", "Running", 1), "status": {**_finished_pod("master", "jm", "Running", 1)[
+        "status"], "conditions": [{"type": "Ready", "status": "True"}]}},
+     PodView(job_uid="jm", role="master", ready=True, problem=None, name="p-master-pod", exit_code=1,
+             since="2026-11-25T11:59:00Z")),
+    # Another condition being True is not Ready.
+    ({"metadata": _meta("worker", "w", "jw", "Job"), "status": {"phase": "Running", "conditions": [
+        {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}]}},
+     PodView(job_uid="jw", role="worker", ready=False, problem=None, name="w-pod",
+             since="2026-11-25T11:59:00Z")),
+    # Without labels, name or metadata: an empty role and name, never None.
+    ({"status": {"phase": "Pending"}}, PodView(job_uid=None, role="", ready=False, problem=None)),
+    ({"metadata": {}, "status": {}}, PodView(job_uid=None, role="", ready=False, problem=None)),
+])
+def test_pod_view_whole(body: dict[str, Any], expected: PodView) -> None:
+    assert pod_view(body) == expected
+
+
+def test_pod_view_reads_the_spec_for_native_sidecars() -> None:
+    main = {"name": "locust", "started": True, "state": {"running": {}}}
+    status = {"phase": "Running", "containerStatuses": [main],
+              "initContainerStatuses": [{"name": "proxy", "state": {"terminated": {"exitCode": 1}}}]}
+    sidecar = {"initContainers": [{"name": "proxy", "restartPolicy": "Always"}]}
+    body = {"metadata": _meta("master", "m", "jm", "Job"), "status": status}
+    assert pod_view({**body, "spec": sidecar}).problem is None
+    assert pod_view(body).problem is not None  # without the spec, it is an init container that failed
+
+
+def test_job_and_service_views_whole() -> None:
+    body = {"metadata": {**_meta("worker", "jw", "u1"), "name": "t-worker"}, "status": {"active": 2}}
+    assert job_view(body) == JobView(uid="jw", owner_uid="u1", role="worker", status={"active": 2},
+                                     name="t-worker")
+    assert job_view({}) == JobView(uid="", owner_uid=None, role="", status={}, name="")
+    assert service_view({"metadata": _meta("master", "s", "u1")}) == ServiceView(owner_uid="u1")
+    assert service_view({}) == ServiceView(owner_uid=None)
+
+
+def test_observe_whole_with_its_defaults() -> None:
+    test = {"metadata": {"name": "t", "uid": "u1"}, "spec": {
+        "worker": {"replicas": 3}, "baseline": {"maxRegression": {}}, "testFiles": {"git": {"url": "x"}}}}
+    jobs = [job_view({"metadata": _meta("master", "jm", "u1"), "status": {"active": 1}}),
+            job_view({"metadata": _meta("worker", "jw", "u1"), "status": {"active": 3}})]
+    pods = [pod_view(_finished_pod("worker", "jw", "Failed", 3)),  # a worker's code is not the master's
+            pod_view(_pod("worker", "jw", True, waiting="ErrImagePull")),
+            pod_view(_pod("master", "jm", True, waiting="CrashLoopBackOff")),
+            pod_view(_pod("master", "jm", False))]
+    obs = observe(test, Children(jobs=jobs, pods=pods), now=NOW, grace_seconds=30, processes_per_pod=2)
+    problems = (pods[2].problem, pods[1].problem)  # by pod name: p-jm-True, p-jw-True
+    assert obs == Observation(
+        generation=1, expected_workers=6, processes_per_pod=2, now=NOW, grace_seconds=30, service=False,
+        master_job={"active": 1}, worker_job={"active": 3}, master_pods_ready=1, worker_pods_ready=1,
+        create_error=None, create_error_reason="ResourcesFailed", locust=None, result=None,
+        thresholds_set=False, baseline_set=True, master_exit_code=None, aborted=False, run_stopped=False,
+        deadline_exceeded=None, live_problem=None, results_pending=False, master_pods_live=2,
+        worker_pods_live=1, deleted=(), locustfile_error=None, master_crash=None, git_ref="", commits=(),
+        problems=problems)
+    assert observe({"metadata": {"uid": "u1"}, "spec": {}}, Children(), now=NOW,
+                   grace_seconds=1).expected_workers == 0
+
+
+def test_problems_are_sorted_by_pod_name() -> None:
+    pods = [pod_view({**_pod("worker", "jw", False, waiting="ErrImagePull"), "metadata": {
+        **_meta("worker", name, "jw", "Job"), "name": name}}) for name in ("w-b", "w-c", "w-a")]
+    jobs = [job_view({"metadata": _meta("worker", "jw", "u1"), "status": {}})]
+    obs = observe(TEST, Children(jobs=jobs, pods=pods), now=NOW, grace_seconds=30)
+    assert [p.pod for p in obs.problems] == ["w-a", "w-b", "w-c"]
+
+
+def test_master_pod_is_the_last_master_pod_of_the_tests_own_master_job() -> None:
+    jobs = [job_view({"metadata": _meta("master", "jm", "u1"), "status": {}}),
+            job_view({"metadata": _meta("master", "other", "u2"), "status": {}}),
+            job_view({"metadata": _meta("worker", "jw", "u1"), "status": {}})]
+    first, last = (pod_view({**_pod("master", "jm", True), "metadata": {**_meta("master", n, "jm", "Job"),
+                                                                       "name": n}}) for n in ("m1", "m2"))
+    foreign = pod_view(_pod("master", "other", True))
+    worker = pod_view(_pod("worker", "jw", True))
+    assert master_pod(TEST, Children(jobs=jobs, pods=[first, last, foreign, worker])) == last
+    assert master_pod(TEST, Children(jobs=jobs, pods=[foreign, worker])) is None
