@@ -514,3 +514,94 @@ def test_tracking_error_is_added_then_dropped_by_the_next_derived_status() -> No
         "lastTransitionTime"] == timestamp(NOW)
     healed = derive_status(broken, obs(**{**CREATED, **RUNNING_JOBS})).status
     assert condition(healed, "Tracking") is None
+
+
+def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    return {c["type"]: (c["status"], c["reason"], c["message"]) for c in status["conditions"]}
+
+
+CREATED_MSG = ("True", "ResourcesCreated", "Service, master Job and worker Job created")
+IN_PROGRESS = ("False", "TestInProgress", "the test has not ended")
+RUNNING_NOW = ("False", "TestInProgress", "the test is running")
+PODS_RUNNING = ("True", "PodsHealthy", "pods are running")
+RESULT = {"requests": 10, "failures": 0, "failRatio": "0", "rps": "1.0", "workers": 2}
+RUNNING_MASTER = {"master_job": job(ready=1, active=1)}
+RESULT_SAID = "10 requests, 0 failed (0.00%), 1.0 rps"
+MISSING_ONE = "1/2 workers connected (as the Locust master reports)"
+
+# One test's life, step by step, each step's status fed to the next: every condition whole.
+LIFE: list[tuple[str, dict[str, Any], str, int, dict[str, tuple[str, str, str]]]] = [
+    ("nothing seen yet", {}, "Pending", 0, {
+        "Ready": ("False", "ResourcesCreating", "creating the Service and Jobs"),
+        "WorkersConnected": ("False", "WaitingForWorkers", "0/2 workers connected"),
+        "TestCompleted": ("False", "TestInProgress", "waiting for the master to start"),
+        "Finished": IN_PROGRESS, "PodsHealthy": ("Unknown", "PodsStarting", "pods are starting")}),
+    ("children created", CREATED, "Pending", 0, {
+        "Ready": CREATED_MSG, "WorkersConnected": ("False", "WaitingForWorkers", "0/2 workers connected"),
+        "TestCompleted": ("False", "TestInProgress", "waiting for the master to start"),
+        "Finished": IN_PROGRESS, "PodsHealthy": ("Unknown", "PodsStarting", "pods are starting")}),
+    ("master ready, one worker pod", {**CREATED, **RUNNING_MASTER, "worker_job": job(ready=1, active=2)},
+     "Running", 1, {
+        "Ready": CREATED_MSG, "WorkersConnected": ("False", "WaitingForWorkers", "1/2 workers connected"),
+        "TestCompleted": RUNNING_NOW, "Finished": IN_PROGRESS, "PodsHealthy": PODS_RUNNING}),
+    ("the master counts both", {**CREATED, **RUNNING_MASTER, "worker_job": job(ready=2, active=2),
+                                "locust": {"workerCount": 2}}, "Running", 2, {
+        "Ready": CREATED_MSG,
+        "WorkersConnected": ("True", "AllWorkersConnected",
+                             "2/2 workers connected (as the Locust master reports)"),
+        "TestCompleted": RUNNING_NOW, "Finished": IN_PROGRESS, "PodsHealthy": PODS_RUNNING}),
+    ("one worker lost", {**CREATED, **RUNNING_MASTER, "worker_job": job(ready=2, active=2),
+                         "locust": {"workerCount": 1}}, "Running", 1, {
+        "Ready": CREATED_MSG,
+        "WorkersConnected": ("False", "WorkersMissing", MISSING_ONE),
+        "TestCompleted": RUNNING_NOW, "Finished": IN_PROGRESS, "PodsHealthy": PODS_RUNNING}),
+    ("still missing", {**CREATED, **RUNNING_MASTER, "worker_job": job(ready=2, active=2),
+                       "locust": {"workerCount": 1}}, "Running", 1, {
+        "Ready": CREATED_MSG,
+        "WorkersConnected": ("False", "WorkersMissing", MISSING_ONE),
+        "TestCompleted": RUNNING_NOW, "Finished": IN_PROGRESS, "PodsHealthy": PODS_RUNNING}),
+    ("the master completed", {**CREATED, "master_job": job(complete=True), "master_exit_code": 0,
+                              "worker_job": job(ready=2, active=2), "result": RESULT}, "Succeeded", 2, {
+        "Ready": CREATED_MSG,
+        "WorkersConnected": ("False", "WorkersMissing", MISSING_ONE),
+        "TestCompleted": ("True", "TestSucceeded", f"the master Job completed: {RESULT_SAID}"),
+        "Finished": ("True", "TestSucceeded", f"the test ended: the master Job completed: {RESULT_SAID}"),
+        "PodsHealthy": ("True", "PodsHealthy", "pods ran")}),
+]
+
+
+def test_a_whole_life_condition_by_condition() -> None:
+    previous: dict[str, Any] = {}
+    for label, children, phase, connected, conditions in LIFE:
+        status = derive_status(previous, obs(**children)).status
+        assert (status["phase"], status["connectedWorkers"]) == (phase, connected), label
+        assert _conditions(status) == conditions, label
+        previous = status
+
+
+@pytest.mark.parametrize(("previous", "result_workers", "connected"), [
+    ({"locust": {"maxWorkerCount": 3}, "connectedWorkers": 1}, 2, 3),  # the live peak
+    ({"connectedWorkers": 1}, 3, 3),  # the workers the final results name
+    ({"connectedWorkers": 2}, 1, 2),  # the count shown before
+    ({"locust": {"maxWorkerCount": "junk"}, "connectedWorkers": 1}, None, 1),  # only numbers count
+])
+def test_a_finished_test_shows_the_most_workers_that_were_connected(previous: dict[str, Any],
+                                                                    result_workers: int | None,
+                                                                    connected: int) -> None:
+    result = {**RESULT, "workers": result_workers}
+    children = {**CREATED, "master_job": job(complete=True)}
+    status = derive_status({"phase": "Running", **previous}, obs(
+        **children, expected_workers=4, master_exit_code=0, result=result)).status
+    assert status["connectedWorkers"] == connected
+    assert _conditions(status)["WorkersConnected"] == ("False", "WaitingForWorkers",
+                                                       f"{connected}/4 workers connected")
+
+
+def test_workers_connected_names_processes_and_pods() -> None:
+    status = derive_status({}, obs(**{**CREATED, **RUNNING_MASTER, "worker_job": job(ready=1, active=2)},
+                                   expected_workers=4, processes_per_pod=2)).status
+    assert _conditions(status)["WorkersConnected"] == (
+        "False", "WaitingForWorkers", "2/4 workers connected (2 processes in each of 2 pods)")
+    assert status["workerPods"] == {"expected": 2, "ready": 1, "processesPerPod": 2}
+    single = derive_status({}, obs(**{**CREATED, **RUNNING_MASTER, "worker_job": job(ready=1)})).status
+    assert _conditions(single)["WorkersConnected"][2] == "1/2 workers connected"
