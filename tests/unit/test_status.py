@@ -467,6 +467,7 @@ def test_jobs_stopped_says_why_and_what_ended(children: dict[str, Any], message:
     derived = derive_status(RUNNING_BEFORE, obs(**{**CREATED, **children}))
     stopped = condition(derived.status, "JobsStopped") or {}
     assert (stopped.get("status"), stopped.get("message")) == ("True", message)
+    assert stopped.get("reason") == message.split("(")[1].split(")")[0]  # the cause, as the message says
     events = transition_events(RUNNING_BEFORE, derived.status)
     assert any(e.reason == "JobsStopped" and e.message == message for e in events)
     # Terminal is final: the condition stays, and no further stop is asked for.
@@ -605,3 +606,55 @@ def test_workers_connected_names_processes_and_pods() -> None:
     assert status["workerPods"] == {"expected": 2, "ready": 1, "processesPerPod": 2}
     single = derive_status({}, obs(**{**CREATED, **RUNNING_MASTER, "worker_job": job(ready=1)})).status
     assert _conditions(single)["WorkersConnected"][2] == "1/2 workers connected"
+
+
+@pytest.mark.parametrize(("children", "previous_reason", "ready"), [
+    ({"service": True, "master_job": job(), "worker_job": job()}, None, ("True", "ResourcesCreated")),
+    ({"service": True, "master_job": job()}, None, ("False", "ResourcesCreating")),  # no worker Job yet
+    ({"service": True, "worker_job": job()}, None, ("False", "ResourcesCreating")),
+    ({"master_job": job(), "worker_job": job()}, None, ("False", "ResourcesCreating")),  # no Service yet
+    # Created once: a child the watch has not seen again is not "creating".
+    ({"service": True}, "ResourcesCreated", ("True", "ResourcesCreated")),
+])
+def test_ready_needs_all_three_children(children: dict[str, Any], previous_reason: str | None,
+                                       ready: tuple[str, str]) -> None:
+    previous = {"conditions": [{"type": "Ready", "status": "True", "reason": previous_reason, "message": "",
+                                "lastTransitionTime": EARLIER}]} if previous_reason else {}
+    found = condition(derive_status(previous, obs(**children)).status, "Ready") or {}
+    assert (found.get("status"), found.get("reason")) == ready
+
+
+@pytest.mark.parametrize("children", [
+    {"service": True, "master_job": job(), "worker_job": job(), "deleted": ("worker Job",)},  # TTL cleanup
+    {"service": True, "master_job": job()},  # the worker Job gone
+    {},
+])
+def test_a_finished_test_keeps_its_ready_condition_when_children_go(children: dict[str, Any]) -> None:
+    kept = {"type": "Ready", "status": "True", "reason": "ResourcesCreated", "message": "created",
+            "lastTransitionTime": EARLIER}
+    status = derive_status({"phase": "Succeeded", "conditions": [kept]}, obs(**children)).status
+    assert condition(status, "Ready") == kept
+
+
+def test_deleted_children_are_named_in_ready() -> None:
+    status = derive_status(RUNNING_BEFORE, obs(**{**CREATED, **RUNNING_MASTER,
+                                                  "deleted": ("Service", "worker Job")})).status
+    assert (condition(status, "Ready") or {}).get("message") == \
+        "Service, worker Job deleted while the test was running; not re-created"
+
+
+def test_start_time_is_kept_from_the_first_running_status() -> None:
+    running = obs(**{**CREATED, **RUNNING_MASTER})
+    status = derive_status({**RUNNING_BEFORE, "startTime": EARLIER}, running).status
+    assert status["startTime"] == EARLIER
+    fresh = derive_status({}, obs(**{**CREATED, **RUNNING_MASTER})).status
+    assert fresh["startTime"] == timestamp(NOW)
+    assert "startTime" not in derive_status({}, obs(**CREATED)).status  # not before it runs
+
+
+def test_the_final_numbers_in_status_locust() -> None:
+    result = {**RESULT, "failures": 1, "failRatio": "0.1"}
+    status = derive_status(RUNNING_BEFORE, obs(**{**CREATED, "master_job": job(complete=True)},
+                                               master_exit_code=0, result=result)).status
+    assert {k: status["locust"][k] for k in ("totalRps", "failRatio", "failPercent")} == \
+        {"totalRps": "1.0", "failRatio": "0.1", "failPercent": "10.00"}
