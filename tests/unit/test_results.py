@@ -20,6 +20,7 @@ from locust_operator.rules.results import (
     AGGREGATED,
     CSV_HEADER,
     PERCENTILES,
+    Failure,
     RequestStats,
     ResultsError,
     RunStats,
@@ -196,3 +197,108 @@ def test_configmap_leaves_out_what_cannot_fit_and_says_so() -> None:
     assert packed.keys == ["result.json", "requests.csv", "failures.csv"]
     assert packed.truncated is not None and "left out report.html" in packed.truncated
     assert sum(len(v) for v in (*packed.data.values(), *packed.binary_data.values())) <= 200_000
+
+
+# A --json log made by hand, so every number below can be worked out on paper.
+HAND_LOG = """[2026-12-01 10:00:00] master: Ramping to 2 users
+[
+    {"method": "POST", "name": "/b", "num_requests": 2, "num_failures": 0, "total_response_time": 50.0,
+     "max_response_time": 30.0, "response_times": {"20": 1, "30": 1},
+     "start_time": 1001.0, "last_request_timestamp": 1004.0},
+    {"method": "GET", "name": "/a", "num_requests": 4, "num_failures": 1, "total_response_time": 100.0,
+     "max_response_time": 40.0, "response_times": {"10": 2, "30": 1, "40": 1},
+     "start_time": 1000.0, "last_request_timestamp": 1002.0}
+]
+[2026-12-01 10:00:05] master: Shutting down (exit code 1)
+"""
+HAND_A = RequestStats("GET", "/a", 4, 1, avg_ms=25.0, max_ms=40.0, rps=2.0,
+                      percentiles=(30, 30, 40, 40, 40, 40, 40, 40, 40, 40, 40))
+HAND_B = RequestStats("POST", "/b", 2, 0, avg_ms=25.0, max_ms=30.0, rps=2 / 3, percentiles=(30,) * 11)
+HAND_TOTAL = RequestStats("", AGGREGATED, 6, 1, avg_ms=25.0, max_ms=40.0, rps=1.5,
+                          percentiles=(30, 30, 30, 30, 40, 40, 40, 40, 40, 40, 40))
+
+
+def test_final_json_whole() -> None:
+    assert parse_final_json(HAND_LOG) == RunStats(requests=(HAND_A, HAND_B), total=HAND_TOTAL,
+                                                  duration_seconds=4)
+
+
+@pytest.mark.parametrize(("change", "duration", "rps"), [
+    ({"start_time": None}, None, 0.0),  # no start: no duration
+    ({"last_request_timestamp": 1000.0}, None, 0.0),  # no time passed
+    ({"last_request_timestamp": 1000.0 + 400 * 86400}, None, 0.0),  # over a year: unknown
+    ({"start_time": 999.5}, 2, 2.4),  # 2.5 s: rounded half to even
+])
+def test_final_json_duration(change: dict[str, Any], duration: int | None, rps: float) -> None:
+    entry = {"method": "GET", "name": "/", "num_requests": 6, "num_failures": 0, "total_response_time": 6.0,
+             "max_response_time": 1.0, "response_times": {"1": 6}, "start_time": 1000.0,
+             "last_request_timestamp": 1002.0, **change}
+    stats = parse_final_json("[\n" + json.dumps(entry) + "\n]\n")
+    assert (stats.duration_seconds, stats.requests[0].rps) == (duration, pytest.approx(rps))
+
+
+def test_requests_csv_whole() -> None:
+    text = requests_csv(parse_final_json(HAND_LOG))
+    assert text.splitlines() == [
+        ",".join(CSV_HEADER),
+        "GET,/a,4,1,30,25.0,,40.0,,2.0,,30,30,40,40,40,40,40,40,40,40,40",
+        "POST,/b,2,0,30,25.0,,30.0,,0.667,,30,30,30,30,30,30,30,30,30,30,30",
+        ",Aggregated,6,1,30,25.0,,40.0,,1.5,,30,30,30,30,40,40,40,40,40,40,40"]
+    empty = RunStats(requests=(), total=RequestStats("", AGGREGATED, 0, 0, 0.0, 0.0, 0.0, None),
+                     duration_seconds=None)
+    assert requests_csv(empty).splitlines()[1] == \
+        ",Aggregated,0,0,0,0.0,,0.0,,0.0,," + ",".join(["N/A"] * 11)
+
+
+def test_result_json_lists_every_request_with_its_percentiles() -> None:
+    stats = parse_final_json(HAND_LOG)
+    texts = report_texts({"requests": 6}, stats, "csv", None, None)
+    assert list(texts) == ["result.json", "requests.csv"]
+    kept = json.loads(texts["result.json"])
+    assert kept["result"] == {"requests": 6}
+    labels = ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
+    assert kept["requests"][1] == {"method": "POST", "name": "/b", "requests": 2, "failures": 0,
+                                   "avgMs": 25.0, "maxMs": 30.0, "rps": 0.667,
+                                   "percentilesMs": dict.fromkeys(labels, 30)}
+    assert [r["name"] for r in kept["requests"]] == ["/a", "/b", AGGREGATED]
+    none = RunStats(requests=(), total=RequestStats("", AGGREGATED, 0, 0, 0.0, 0.0, 0.0, None),
+                    duration_seconds=None)
+    assert json.loads(report_texts({}, none, "", None, None)["result.json"])["requests"][0][
+        "percentilesMs"] is None
+
+
+def test_top_failures_are_the_five_worst_with_their_commonest_error() -> None:
+    entries = tuple(_entry(name, 10, failures) for name, failures in
+                    [("f", 1), ("b", 5), ("a", 5), ("c", 4), ("d", 3), ("e", 2), ("ok", 0)])
+    errors = (Failure("GET", "a", "rare", 1), Failure("GET", "a", "common", 4),
+              Failure("POST", "a", "other", 9), Failure("GET", "b", "x" * 300, 5))
+    stats = RunStats(requests=entries, total=_entry(AGGREGATED, 70, 20), duration_seconds=7, failures=errors)
+    top = summary(stats, "MasterApi", None, None)["topFailures"]
+    assert [(t["name"], t["failures"]) for t in top] == [("a", 5), ("b", 5), ("c", 4), ("d", 3), ("e", 2)]
+    assert top[0]["error"] == "common"  # its method's commonest, not another method's
+    assert top[1]["error"] == "x" * 200
+    assert "error" not in top[2]
+
+
+@pytest.mark.parametrize(("row", "percentiles"), [
+    ({}, (5,) * 11),
+    ({"99%": "N/A"}, None),  # one percentile missing: none are kept
+    ({"Request Count": "0"}, None),  # no requests: no percentiles
+])
+def test_csv_row_percentiles(row: dict[str, str], percentiles: tuple[int, ...] | None) -> None:
+    values = {**dict.fromkeys(CSV_HEADER, "5"), "Type": "GET", "Name": "/", **row}
+    aggregate = {**values, "Type": "", "Name": AGGREGATED}
+    header = dict(zip(CSV_HEADER, CSV_HEADER, strict=True))
+    text = "\n".join(",".join(r[c] for c in CSV_HEADER) for r in (header, values, aggregate))
+    assert parse_requests_csv(text).requests[0].percentiles == percentiles
+
+
+def test_csv_duration_and_bounded_names() -> None:
+    values = {**dict.fromkeys(CSV_HEADER, "1"), "Type": "GET", "Name": "n" * 500}
+    slow = {**values, "Type": "", "Name": AGGREGATED, "Request Count": "100", "Requests/s": "0.000001"}
+    text = ",".join(CSV_HEADER) + "\n" + "\n".join(",".join(r[c] for c in CSV_HEADER) for r in (values, slow))
+    stats = parse_requests_csv(text)
+    assert stats.duration_seconds is None  # 100 requests at 1e-6/s: over a year, unknown
+    assert len(stats.requests[0].name) == 200 and stats.requests[0].method == "GET"
+    with pytest.raises(ResultsError, match="column 'Failure Count': not a number in range: 'lots'"):
+        parse_requests_csv(text.replace(",".join(["1"] * 2), "1,lots", 1))
