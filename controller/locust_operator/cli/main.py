@@ -83,8 +83,12 @@ def _config(path: str | None, templates_dir: str | None) -> OperatorConfig:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="locust-operator")
-def cli() -> None:
+@click.option("--kubeconfig", metavar="FILE", help="The kubeconfig to use (as kubectl's --kubeconfig).")
+@click.option("--context", metavar="NAME", help="The kubeconfig context to use (as kubectl's --context).")
+@click.pass_context
+def cli(ctx: click.Context, kubeconfig: str | None, context: str | None) -> None:
     """Distributed Locust load tests on Kubernetes."""
+    ctx.obj = {"kubeconfig": kubeconfig, "context": context}
 
 
 _output = click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
@@ -219,8 +223,9 @@ def _connect(command: str, namespace: str | None) -> tuple[KubeApi, str]:
     """The API client and namespace; without usable credentials, one line and exit 2."""
     from locust_operator.cli.login import ClusterError, connect
 
+    chosen = click.get_current_context().find_root().obj or {}
     try:
-        return connect(namespace)
+        return connect(namespace, chosen.get("kubeconfig"), chosen.get("context"))
     except ClusterError as exc:
         click.echo(f"{command}: {exc}", err=True)
         raise _Failed(2) from None
@@ -418,9 +423,54 @@ def _write(content: bytes, path: str | None) -> None:
         raise _Failed() from None
 
 
-def main() -> None:
+@cli.command("ui")
+@click.argument("name")
+@_namespace
+@click.option("--port", type=click.IntRange(0, 65535), default=8089, show_default=True,
+              help="Local port to listen on (127.0.0.1); 0 picks a free one.")
+@click.option("--no-browser", is_flag=True, help="Print the URL only; do not open a browser.")
+@click.option("--timeout", metavar="DURATION", callback=_check_duration, default="5m", show_default=True,
+              help="How long to wait for the master to run.")
+def ui_command(name: str, namespace: str | None, port: int, no_browser: bool, timeout: str) -> None:
+    """Open the Locust web UI of the running LocustTest NAME on a local port.
+
+    The port is forwarded to the master's web port through the API server (the
+    cluster credentials only: no kubectl needed). It waits for the master to run,
+    and ends when the master goes away or on Ctrl-C. Exit 1 when there is no such
+    test or it has finished, 2 when the API server cannot be asked.
+    """
+    from locust_operator.cli.ui import UiError, serve
+    from locust_operator.cli.wait import parse_duration
+
+    api, namespace = _connect("ui", namespace)
+
+    def opened(url: str) -> None:
+        if not no_browser:
+            import webbrowser
+
+            if not webbrowser.open(url):
+                click.echo(f"{name}: no browser found here: open {url} yourself")
+
+    async def serve_and_close() -> None:
+        try:
+            await serve(api, namespace, name, port, click.echo, opened, parse_duration(timeout))
+        finally:
+            await api.close()
+
     try:
-        cli.main(prog_name="locust-operator", standalone_mode=False)
+        _ask(name, serve_and_close)
+    except UiError as exc:
+        click.echo(str(exc), err=True)
+        raise _Failed() from None
+    except KeyboardInterrupt:
+        click.echo(f"{name}: stopped: the forward is closed")
+
+
+def main(prog_name: str = "locust-operator") -> None:
+    from locust_operator.cli.login import global_flags_first
+
+    try:
+        cli.main(args=global_flags_first(sys.argv[1:]), prog_name=prog_name, standalone_mode=False)
     except _Failed as exc:
         sys.exit(exc.code)
     except click.exceptions.Abort:
@@ -430,3 +480,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def kubectl_plugin() -> None:
+    """`kubectl locust ...`: kubectl runs the executable kubectl-locust for it (a plugin)."""
+    main(prog_name="kubectl locust")

@@ -245,6 +245,16 @@ class KubeApi:
         """GET (e.g. a label-selected list); `path` may carry a query."""
         return await self._request("GET", path, priority=STATUS, cap=cap)
 
+    async def websocket(self, path: str, protocols: tuple[str, ...],
+                        max_message: int = 1024 * 1024) -> aiohttp.ClientWebSocketResponse:
+        """A WebSocket to the API server (e.g. a pod's portforward), on the streams' session.
+
+        `max_message` bounds one message: what the far end sends is not trusted.
+        """
+        session = self._connect(stream=True)
+        return await session.ws_connect(self._server + path, protocols=protocols, max_msg_size=max_message,
+                                        timeout=aiohttp.ClientWSTimeout(ws_close=2.0), autoping=True)
+
     async def stream_lines(self, path: str) -> AsyncIterator[bytes]:
         """The lines of a watch response, until the server ends it."""
         session = self._connect(stream=True)
