@@ -22,9 +22,11 @@ import json
 import math
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -538,6 +540,77 @@ def test_a_hostile_master_cannot_take_the_operator_down(e2e: E2E) -> None:
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
 
 
+def _kubectl_locust(e2e: E2E, *args: str) -> subprocess.Popen[str]:
+    """`kubectl locust ARGS`: kubectl finds the plugin kubectl-locust on PATH (the venv's bin)."""
+    path = os.pathsep.join([str(Path(sys.executable).parent),
+                            e2e.cluster.env.get("PATH", os.environ["PATH"])])
+    return subprocess.Popen([str(e2e.cluster.bin_dir / "kubectl"), "locust", *args],
+                            env={**e2e.cluster.env, "PATH": path}, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+
+
+def _first_line(proc: subprocess.Popen[str], words: str, timeout: float = 90) -> list[str]:
+    """The lines `proc` printed up to the first holding `words` (bounded in time)."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if words in line:
+            return lines
+    raise AssertionError(f"no line with {words!r} within {timeout}s: {lines}")
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=20) as answer:
+        body: bytes = answer.read()
+        return body
+
+
+def test_the_web_ui_of_a_running_test_through_kubectl_locust(e2e: E2E) -> None:
+    """`kubectl locust ui` forwards a local port to the master's web UI through the API server;
+    the page, its REST API and a headless Chromium see the running test; Ctrl-C ends it."""
+    c = e2e.cluster
+    c.wait_for(lambda: (e2e.status("abort").get("locust") or {}).get("workerCount") == 1
+               and float((e2e.status("abort").get("locust") or {}).get("totalRps", 0)) > 0,
+               timeout=120, interval=1, what="abort running with its worker and RPS > 0")
+    proc = _kubectl_locust(e2e, "ui", "abort", "-n", e2e.ns, "--port", "0", "--no-browser")
+    e2e.procs["ui-abort"] = proc
+    said = _first_line(proc, "Locust web UI at ")
+    url = said[-1].split("Locust web UI at ", 1)[1].split()[0]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/"), said
+    page = _get(url).decode()
+    assert "<title>Locust</title>" in page or "locust" in page.lower(), page[:500]
+    stats = json.loads(_get(url + "stats/requests"))
+    assert stats["state"] in ("running", "spawning") and len(stats["workers"]) == 1, stats
+    assert stats["total_rps"] > 0, stats
+    transcript = "\n".join([f"$ kubectl locust ui abort -n {e2e.ns} --port 0 --no-browser", *said])
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "kubectl-locust-ui.txt").write_text(transcript + "\n")
+    print(transcript)
+    if browser.chromium(install=os.environ.get("LOCUST_OPERATOR_BROWSER_TESTS") == "1") is None:
+        print("web UI not checked in a browser: no Chromium (LOCUST_OPERATOR_BROWSER_TESTS=1)")
+    else:
+        shot = browser.screenshot(url, SCREENSHOTS / "web-ui.png", wait_ms=5000)
+        assert browser.png_size(shot.read_bytes()) == (1200, 1600) and shot.stat().st_size > 20_000
+        dom = browser.dom(url, wait_ms=5000)
+        # The app rendered its header from the master's API: labels and this test's own host.
+        assert all(word in dom for word in ("Workers", "RPS", "Users", "http://target:8080")), dom[:3000]
+        print(f"web UI screenshot: {shot}")
+        _measured(f"web UI through `kubectl locust ui` (checked in headless Chromium): {shot}")
+    # A second forward, ended as a user ends it: Ctrl-C.
+    second = _kubectl_locust(e2e, "ui", "abort", "-n", e2e.ns, "--port", "0", "--no-browser")
+    e2e.procs["ui-interrupted"] = second
+    _first_line(second, "Locust web UI at ")
+    second.send_signal(signal.SIGINT)
+    out, _ = second.communicate(timeout=30)
+    assert "abort: stopped: the forward is closed" in out, out
+    assert second.returncode in (0, 130), (second.returncode, out)
+
+
 def test_abort_mid_run_keeps_the_results_so_far(e2e: E2E) -> None:
     c = e2e.cluster
     c.wait_for(lambda: float((e2e.status("abort").get("locust") or {}).get("totalRps", 0)) > 0,
@@ -548,6 +621,13 @@ def test_abort_mid_run_keeps_the_results_so_far(e2e: E2E) -> None:
     assert status["result"]["requests"] > 0, status["result"]
     # The pods end too (activeDeadlineSeconds on both Jobs).
     assert e2e.stopped("abort") < 45
+    # The forward of the web UI ended by itself when the master went away, with one line.
+    ui = e2e.procs.get("ui-abort")
+    if ui is not None:
+        out, _ = ui.communicate(timeout=60)
+        assert ui.returncode == 0, out
+        assert out.strip().splitlines()[-1].startswith("abort: the master pod abort-master-"), out
+        assert out.strip().endswith("(test Failed): the forward is closed"), out
 
 
 def test_wait_exits_0_for_the_pass_and_1_for_the_breach(e2e: E2E) -> None:

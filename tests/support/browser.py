@@ -1,9 +1,10 @@
 """Look at a page in a real headless browser: Debian's Chromium, offline.
 
 `chromium()` finds the browser, or installs Debian's package when it may (root,
-apt-get present); `screenshot` and `dom` load a local HTML file with every
-network name unresolvable and every connection sent to a closed local port,
-in a throwaway profile, under a time limit.
+apt-get present); `screenshot` and `dom` load a local HTML file, or a page served
+on loopback (`http://127.0.0.1:PORT/`), with every network name unresolvable and
+every other connection sent to a closed local port, in a throwaway profile, under
+a time limit.
 """
 
 from __future__ import annotations
@@ -91,13 +92,21 @@ def chromium(install: bool = True) -> str | None:
     return found
 
 
-def _run(html_path: Path, *flags: str, timeout: float = RUN_TIMEOUT) -> str:
+def _address(page: Path | str) -> tuple[str, tuple[str, ...]]:
+    """The page's URL and the flags that keep the browser offline around it."""
+    if isinstance(page, str) and page.startswith("http://127.0.0.1:"):
+        # Only loopback itself is reached directly (Chromium's implicit bypass).
+        return page, tuple(f for f in FLAGS if not f.startswith("--proxy-bypass-list="))
+    return Path(page).resolve().as_uri(), FLAGS
+
+
+def _run(page: Path | str, *flags: str, timeout: float = RUN_TIMEOUT) -> str:
     browser = chromium()
     if browser is None:
         raise BrowserError("no chromium (see the reason printed above)")
+    url, offline = _address(page)
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        command = [browser, *FLAGS, f"--user-data-dir={profile}", *flags,
-                   Path(html_path).resolve().as_uri()]
+        command = [browser, *offline, f"--user-data-dir={profile}", *flags, url]
         # its own process group, so a timeout ends the renderers and helpers with it
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    start_new_session=True, env={**os.environ, "HOME": profile})
@@ -106,25 +115,28 @@ def _run(html_path: Path, *flags: str, timeout: float = RUN_TIMEOUT) -> str:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-            raise BrowserError(f"chromium did not finish {html_path} within {timeout} s") from None
+            raise BrowserError(f"chromium did not finish {url} within {timeout} s") from None
         if process.returncode != 0:
             raise BrowserError(f"chromium failed ({process.returncode}): {err.strip()[-2000:]}")
         return out
 
 
-def screenshot(html_path: Path, png_path: Path, width: int = 1200, height: int = 1600) -> Path:
-    """A PNG of the page's first `width` x `height` pixels."""
+def screenshot(page: Path | str, png_path: Path, width: int = 1200, height: int = 1600,
+               wait_ms: int = 0) -> Path:
+    """A PNG of the page's first `width` x `height` pixels (after `wait_ms` of the page's own
+    time, for a page whose scripts fetch what it shows)."""
     png_path = Path(png_path).resolve()
     png_path.unlink(missing_ok=True)
-    _run(html_path, f"--window-size={width},{height}", f"--screenshot={png_path}")
+    waited = (f"--virtual-time-budget={wait_ms}",) if wait_ms else ()
+    _run(page, f"--window-size={width},{height}", *waited, f"--screenshot={png_path}")
     if not png_path.is_file():
         raise BrowserError(f"chromium exited 0 but wrote no {png_path}")
     return png_path
 
 
-def dom(html_path: Path) -> str:
-    """The page's DOM as serialized after it loaded (`--dump-dom`)."""
-    return _run(html_path, "--dump-dom")
+def dom(page: Path | str, wait_ms: int = 0) -> str:
+    """The page's DOM as serialized after it loaded (`--dump-dom`), `wait_ms` later."""
+    return _run(page, *((f"--virtual-time-budget={wait_ms}",) if wait_ms else ()), "--dump-dom")
 
 
 def png_size(data: bytes) -> tuple[int, int]:
