@@ -166,3 +166,31 @@ def test_kubeconfig_and_context_choose_like_kubectl(tmp_path: Path, monkeypatch:
         login(str(config), "c")
     with pytest.raises(ClusterError, match=r"^--kubeconfig /nonexistent: no such file$"):
         login("/nonexistent")
+
+
+def _run_main(argv: list[str], monkeypatch: pytest.MonkeyPatch, plugin: bool = False) -> int:
+    from locust_operator.cli import main as cli_main
+
+    monkeypatch.setattr("sys.argv", ["x", *argv])
+    try:
+        (cli_main.kubectl_plugin if plugin else cli_main.main)()
+    except SystemExit as ended:
+        return int(ended.code or 0)
+    return 0
+
+
+def test_kubectl_locust_is_the_same_command_line(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run_main(["--help"], monkeypatch, plugin=True) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: kubectl locust [OPTIONS] COMMAND [ARGS]...")
+    assert all(command in out for command in ("render", "wait", "report", "ui", "history"))
+
+
+def test_ui_without_credentials_or_with_a_bad_context_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path / "config")))
+    assert _run_main(["ui", "demo", "--context", "nosuch", "--no-browser"], monkeypatch, plugin=True) == 2
+    assert capsys.readouterr().err == "ui: --context nosuch: no such context in the kubeconfig\n"
+    assert _run_main(["ui", "demo", "--port", "70000"], monkeypatch) == 2  # click's own usage error
+    assert "70000 is not in the range 0<=x<=65535" in capsys.readouterr().err
