@@ -95,8 +95,12 @@ def chromium(install: bool = True) -> str | None:
 def _address(page: Path | str) -> tuple[str, tuple[str, ...]]:
     """The page's URL and the flags that keep the browser offline around it."""
     if isinstance(page, str) and page.startswith("http://127.0.0.1:"):
-        # Only loopback itself is reached directly (Chromium's implicit bypass).
-        return page, tuple(f for f in FLAGS if not f.startswith("--proxy-bypass-list="))
+        # Only 127.0.0.1 itself is reached, directly (the proxy's implicit loopback bypass; the
+        # resolver rules cover address literals too, so it is excluded from them).
+        flags = tuple("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+                      if f.startswith("--host-resolver-rules=") else f
+                      for f in FLAGS if not f.startswith("--proxy-bypass-list="))
+        return page, flags
     return Path(page).resolve().as_uri(), FLAGS
 
 

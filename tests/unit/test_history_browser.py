@@ -101,3 +101,31 @@ def test_the_browser_fetches_nothing(browser: str, tmp_path: Path,
                     f'<link rel="stylesheet" href="http://127.0.0.1:{port}/style.css">')
     assert 'id="loaded"' in dom(path)
     assert asked == []
+
+
+def test_a_page_served_on_loopback_is_loaded_and_nothing_else_is_reached(browser: str) -> None:
+    asked: list[str] = []
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = (b'<p id="served">served</p><img src="http://198.18.0.9/far.png">'
+                    b'<img src="http://example.invalid/named.png">') if self.path == "/" else b""
+            self.send_response(200 if self.path == "/" else 404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert 'id="served"' in dom(f"http://127.0.0.1:{server.server_address[1]}/", wait_ms=500)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert asked[0] == "/" and set(asked) <= {"/", "/favicon.ico"}, asked
