@@ -302,3 +302,86 @@ def test_csv_duration_and_bounded_names() -> None:
     assert len(stats.requests[0].name) == 200 and stats.requests[0].method == "GET"
     with pytest.raises(ResultsError, match="column 'Failure Count': not a number in range: 'lots'"):
         parse_requests_csv(text.replace(",".join(["1"] * 2), "1,lots", 1))
+
+
+NO_FINAL_STATS = "the master's log has no final stats (Locust prints them with --json on exit)"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "the requests CSV has no header or rows"),
+    ("a,b\n1,2\n", "the requests CSV has no header or rows"),
+    ("Type,Name,Request Count\nGET,/,1\n", "the requests CSV has no Aggregated row"),
+    # The aggregate is the row named Aggregated without a method, no other.
+    ("Type,Name,Request Count\n,/x,1\nGET,Aggregated,1\n", "the requests CSV has no Aggregated row"),
+])
+def test_a_bad_csv_says_what_is_missing(text: str, message: str) -> None:
+    with pytest.raises(ResultsError) as caught:
+        parse_requests_csv(text)
+    assert str(caught.value) == message
+
+
+def test_a_csv_without_percentile_columns_has_no_percentiles() -> None:
+    text = "Type,Name,Request Count,Failure Count\nGET,/,3,0\n,Aggregated,3,0\n"
+    stats = parse_requests_csv(text)
+    assert stats.requests[0].percentiles is None and stats.total.percentiles is None
+
+
+def test_failures_csv_rows_are_bounded() -> None:
+    text = "Type,Name,Request Count,Failure Count\nGET,/,3,1\n,Aggregated,3,1\n"
+    failures = ("Method,Name,Error,Occurrences\n" + ",".join(["M" * 300, "N" * 300, "E" * 300, "2"])
+                + "\n,,,1\n")
+    found = parse_requests_csv(text, failures).failures
+    assert found[0] == Failure("M" * 199 + "…", "N" * 199 + "…", "E" * 199 + "…", 2)
+    assert found[1] == Failure("", "", "", 1)
+
+
+def _entry_log(*entries: dict[str, Any]) -> str:
+    return "[\n" + ",\n".join(json.dumps(e) for e in entries) + "\n]\n"
+
+
+def _json_entry(**change: Any) -> dict[str, Any]:
+    return {"method": "GET", "name": "/", "num_requests": 3, "num_failures": 0, "total_response_time": 10.0,
+            "max_response_time": 5.12345, "response_times": {"3": 3}, "start_time": 1000.0,
+            "last_request_timestamp": 1000.5, **change}
+
+
+def test_final_json_edges() -> None:
+    stats = parse_final_json(_entry_log(_json_entry()))
+    entry = stats.requests[0]
+    assert entry.rps == 6.0  # 3 requests in half a second
+    assert (round(entry.avg_ms, 4), entry.max_ms) == (3.3333, 5.12345)
+    kept = json.loads(report_texts({}, stats, "", None, None)["result.json"])["requests"][0]
+    assert (kept["avgMs"], kept["maxMs"], kept["rps"]) == (3.33, 5.12, 6.0)
+    empty = parse_final_json(_entry_log(_json_entry(num_requests=0, response_times={})))
+    assert (empty.requests[0].avg_ms, empty.requests[0].percentiles) == (0.0, None)
+    with pytest.raises(ResultsError) as caught:
+        parse_final_json(_entry_log(_json_entry(name="n" * 150, num_requests=-1)))
+    assert str(caught.value) == \
+        f"the master's final stats are malformed: {'n' * 150}: a count or time out of range"
+    with pytest.raises(ResultsError) as caught:  # a longer name: the message is cut at 200 characters
+        parse_final_json(_entry_log(_json_entry(name="n" * 300, num_requests=-1)))
+    assert str(caught.value) == f"the master's final stats are malformed: {'n' * 199}…"
+
+
+def test_the_last_final_stats_of_the_log_are_read_within_three_tries() -> None:
+    good = _entry_log(_json_entry())
+    broken = "[\n{not json\n]\n"
+    assert parse_final_json(good + broken + broken).total.requests == 3  # two bad blocks after it
+    with pytest.raises(ResultsError) as caught:
+        parse_final_json(good + broken * 3)  # three: given up, a tenant's log costs 3 parses at most
+    assert str(caught.value) == NO_FINAL_STATS
+    assert parse_final_json(good + "[]\n").total.requests == 0  # the newest stats: none
+    with pytest.raises(ResultsError) as caught:
+        parse_final_json("no stats here\n")
+    assert str(caught.value) == NO_FINAL_STATS
+
+
+def test_configmap_compresses_the_largest_key_first_and_only_what_it_must() -> None:
+    texts = {"result.json": "r" * 100, "requests.csv": "a" * 50_000, "failures.csv": "b" * 30_000}
+    packed = configmap_data(texts, budget=60_000)
+    assert set(packed.binary_data) == {"requests.csv.gz"}
+    assert set(packed.data) == {"result.json", "failures.csv"}
+    assert _unpack(packed, "requests.csv") == texts["requests.csv"] and packed.truncated is None
+    exact = {"result.json": "x" * 1000}
+    assert configmap_data(exact, budget=len("result.json") + 1000).binary_data == {}  # just fits
+    assert set(configmap_data(exact, budget=len("result.json") + 999).binary_data) == {"result.json.gz"}
