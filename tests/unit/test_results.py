@@ -30,6 +30,7 @@ from locust_operator.rules.results import (
     report_texts,
     requests_csv,
     summary,
+    unavailable,
 )
 from locust_operator.rules.thresholds import evaluate, thresholds_set
 
@@ -385,3 +386,28 @@ def test_configmap_compresses_the_largest_key_first_and_only_what_it_must() -> N
     exact = {"result.json": "x" * 1000}
     assert configmap_data(exact, budget=len("result.json") + 1000).binary_data == {}  # just fits
     assert set(configmap_data(exact, budget=len("result.json") + 999).binary_data) == {"result.json.gz"}
+
+
+def test_final_json_more_edges() -> None:
+    stats = parse_final_json(_entry_log(_json_entry()))
+    assert stats.duration_seconds == 0  # half a second, rounded
+    assert requests_csv(stats).splitlines()[1] == "GET,/,3,0,3,3.33,,5.12,,6.0,,3,3,3,3,3,3,3,3,3,3,3"
+    assert "\r" not in requests_csv(stats) and requests_csv(stats).endswith("\n")
+    quick = parse_final_json(_entry_log(_json_entry(total_response_time=0, max_response_time=0.4,
+                                                    response_times={"0": 3})))
+    assert (quick.total.avg_ms, quick.total.max_ms) == (0.0, 0.4)
+    nameless = _json_entry()
+    del nameless["method"], nameless["name"]
+    unnamed = parse_final_json(_entry_log(nameless)).requests[0]
+    assert (unnamed.method, unnamed.name) == ("", "")
+    year = parse_final_json(_entry_log(_json_entry(last_request_timestamp=1000.0 + 366 * 86400)))
+    assert year.duration_seconds == 366 * 86400  # a year is the longest known duration
+
+
+def test_result_json_is_sorted_and_indented_and_the_summary_rounds() -> None:
+    stats = parse_final_json(_entry_log(_json_entry(num_failures=1)))
+    text = report_texts({"b": 1, "a": 2}, stats, "", None, None)["result.json"]
+    assert text.startswith('{\n "requests": [\n  {\n   "avgMs": 3.33,')
+    assert summary(stats, "MasterLog", None, None)["failRatio"] == "0.3333"
+    assert unavailable("the master did not answer") == {"source": "Unavailable",
+                                                        "message": "the master did not answer"}
