@@ -658,3 +658,76 @@ def test_the_final_numbers_in_status_locust() -> None:
                                                master_exit_code=0, result=result)).status
     assert {k: status["locust"][k] for k in ("totalRps", "failRatio", "failPercent")} == \
         {"totalRps": "1.0", "failRatio": "0.1", "failPercent": "10.00"}
+
+
+def _st(phase: str | None = None, **conditions: tuple[str, str, str]) -> dict[str, Any]:
+    """A status with these conditions, each given as type=(status, reason, message)."""
+    status: dict[str, Any] = {} if phase is None else {"phase": phase}
+    status["conditions"] = [{"type": kind, "status": s, "reason": r, "message": m}
+                            for kind, (s, r, m) in conditions.items()]
+    return status
+
+
+def _drifted(generation: int) -> dict[str, Any]:
+    status = _st("Running",
+                 SpecDrifted=("True", "SpecChangeIgnored", f"spec changed (generation {generation})"))
+    status["conditions"][0]["observedGeneration"] = generation
+    return status
+
+
+OVERLOADED = "up to 3 of 8 Locust workers missed their heartbeats"
+EVENTS: list[tuple[dict[str, Any], dict[str, Any], list[tuple[str, str, str]]]] = [
+    ({}, {}, []),
+    ({}, {"phase": "Pending"}, []),
+    (_st(Ready=("True", "ResourcesCreated", "")), _st(Ready=("False", "ResourcesFailed", "Service deleted")),
+     [("Warning", "ResourceDeleted", "Service deleted")]),
+    (_st(Ready=("False", "ResourcesCreating", "")), _st(Ready=("False", "ResourcesFailed", "forbidden")), []),
+    ({"phase": "Pending"}, {"phase": "Running", "startTime": EARLIER},
+     [("Normal", "TestStarted", "the master is running")]),
+    ({"phase": "Running", "startTime": EARLIER}, {"phase": "Running", "startTime": EARLIER}, []),
+    ({"phase": "Running"}, {"phase": "Succeeded"},
+     [("Normal", "TestCompleted", "the test completed successfully")]),
+    ({}, {"phase": "Succeeded"}, [("Normal", "TestCompleted", "the test completed successfully")]),
+    ({"phase": "Succeeded"}, {"phase": "Succeeded"}, []),
+    ({"phase": "Running"},
+     _st("Failed", TestCompleted=("False", "ThresholdsBreached", "p95 120 ms > 100 ms")),
+     [("Warning", "TestFailed", "ThresholdsBreached: p95 120 ms > 100 ms")]),
+    ({"phase": "Running"}, {"phase": "Failed"}, [("Warning", "TestFailed", "TestFailed: the test failed")]),
+    ({"phase": "Failed"}, {"phase": "Failed"}, []),
+    (_st(PodsHealthy=("Unknown", "PodsStarting", "")),
+     _st(PodsHealthy=("False", "ImagePullError", "pod p: x")),
+     [("Warning", "PodFailure", "pod p: x")]),
+    (_st(PodsHealthy=("False", "ImagePullError", "a")), _st(PodsHealthy=("False", "ImagePullError", "b")),
+     []),
+    ({}, _st(JobsStopped=("True", "Aborted", "the test failed (Aborted); 1 master pod ended")),
+     [("Normal", "JobsStopped", "the test failed (Aborted); 1 master pod ended")]),
+    (_st(JobsStopped=("True", "Aborted", "a")), _st(JobsStopped=("True", "Aborted", "b")), []),
+    ({}, {"locust": {"message": "the answer is over 1 MiB"}},
+     [("Warning", "MasterAnswerRefused", "the answer is over 1 MiB")]),
+    ({"locust": {"message": "same"}}, {"locust": {"message": "same"}}, []),
+    ({"locust": {"message": "same"}}, {"locust": {}}, []),
+    ({}, _st(MasterOverloaded=("True", "HeartbeatsMissed", OVERLOADED)),
+     [("Warning", "MasterOverloaded", OVERLOADED)]),
+    ({}, _st(WorkersOverloaded=("True", "CpuSaturated", "cpu")), [("Warning", "WorkersOverloaded", "cpu")]),
+    (_st(WorkersOverloaded=("True", "CpuSaturated", "a")),
+     _st(WorkersOverloaded=("True", "CpuSaturated", "b")),
+     []),
+    ({}, _drifted(2), [("Warning", "SpecChangeIgnored", "spec changed (generation 2)")]),
+    (_drifted(2), _drifted(2), []),
+    (_drifted(2), _drifted(3), [("Warning", "SpecChangeIgnored", "spec changed (generation 3)")]),
+    # Several at once, in this order.
+    (_st("Running", PodsHealthy=("True", "PodsHealthy", "")),
+     {**_st("Failed", TestCompleted=("False", "ImagePullError", "pod w: x"),
+            PodsHealthy=("False", "ImagePullError", "pod w: x"),
+            JobsStopped=("True", "ImagePullError", "ended")),
+      "startTime": EARLIER},
+     [("Normal", "TestStarted", "the master is running"),
+      ("Warning", "TestFailed", "ImagePullError: pod w: x"),
+      ("Warning", "PodFailure", "pod w: x"), ("Normal", "JobsStopped", "ended")]),
+]
+
+
+@pytest.mark.parametrize(("previous", "current", "expected"), EVENTS)
+def test_transition_events(previous: dict[str, Any], current: dict[str, Any],
+                           expected: list[tuple[str, str, str]]) -> None:
+    assert [(e.type, e.reason, e.message) for e in transition_events(previous, current)] == expected
