@@ -731,3 +731,59 @@ EVENTS: list[tuple[dict[str, Any], dict[str, Any], list[tuple[str, str, str]]]] 
 def test_transition_events(previous: dict[str, Any], current: dict[str, Any],
                            expected: list[tuple[str, str, str]]) -> None:
     assert [(e.type, e.reason, e.message) for e in transition_events(previous, current)] == expected
+
+
+def test_spec_drift_message_says_what_to_do() -> None:
+    status = derive_status({}, obs(**CREATED, generation=2)).status
+    assert (condition(status, "SpecDrifted") or {}).get("message") == (
+        "spec changed (generation 2); tests are immutable, the change was not applied: delete and "
+        "re-create the test to change it")
+
+
+def test_a_grace_period_is_rechecked_only_while_the_test_runs() -> None:
+    problem = PodProblem("demo-worker-a", "ImagePullError", "pod demo-worker-a: ErrImagePull",
+                         timestamp(NOW - timedelta(seconds=30)))
+    running = derive_status(RUNNING_BEFORE, obs(**{**CREATED, **RUNNING_MASTER}, problems=(problem,)))
+    assert running.recheck_after == pytest.approx(90.0)  # 120 s of grace, 30 s gone
+    ended = derive_status(RUNNING_BEFORE, obs(**{**CREATED, "master_job": job(complete=True)},
+                                              master_exit_code=0, result=RESULT, problems=(problem,)))
+    assert ended.status["phase"] == "Succeeded" and ended.recheck_after is None
+    undated = PodProblem("demo-worker-a", "ImagePullError", "pod demo-worker-a: ErrImagePull", None)
+    failed = derive_status(RUNNING_BEFORE, obs(**{**CREATED, **RUNNING_MASTER}, problems=(undated,)))
+    assert failed.status["phase"] == "Failed"  # no start time: the grace period is over
+
+
+def test_worker_pods_and_counts_of_a_finished_test() -> None:
+    assert derive_status({}, obs(**CREATED, expected_workers=3)).status["workerPods"] == {
+        "expected": 3, "ready": 0, "processesPerPod": 1}
+    before = {**RUNNING_BEFORE, "workerPods": {"expected": 2, "ready": 2, "processesPerPod": 1}}
+    done = {**CREATED, "master_job": job(complete=True), "worker_job": job()}
+    status = derive_status(before, obs(**done, master_exit_code=0, result=RESULT)).status
+    assert status["workerPods"]["ready"] == 2  # the most that were ready, once ended
+    bare = derive_status({"phase": "Running"}, obs(**done, master_exit_code=0, result=RESULT)).status
+    assert bare["workerPods"]["ready"] == 0
+    kept = derive_status({"phase": "Succeeded"}, obs(**done)).status
+    assert kept["connectedWorkers"] == 0  # a finished status without the count
+
+
+def test_a_failed_start_stops_the_jobs_now_even_when_the_master_exited() -> None:
+    overdue = PodProblem("demo-worker-a", "ImagePullError", "pod demo-worker-a: ErrImagePull", EARLIER,
+                         final=True)
+    derived = derive_status(RUNNING_BEFORE, obs(**{**CREATED, "master_job": job(failed=True),
+                                                   "worker_job": job(active=2)},
+                                                master_exit_code=1, problems=(overdue,), worker_pods_live=2))
+    assert (derived.status["phase"], derived.status.get("verdict")) == ("Failed", "TestFailed")
+    assert derived.stop_jobs == STOP_NOW  # not the grace a master that ended a run by itself gets
+    assert (condition(derived.status, "JobsStopped") or {}).get("reason") == "ImagePullError"
+
+
+def test_a_status_the_operator_did_not_write_does_not_break_it() -> None:
+    status = derive_status({"phase": "Bogus"}, obs(**{**CREATED, **RUNNING_MASTER})).status
+    assert status["phase"] == "Running"
+
+
+def test_a_finished_test_keeps_its_overload_condition() -> None:
+    kept = {"type": "MasterOverloaded", "status": "True", "reason": "HeartbeatsMissed", "message": "up to 2",
+            "lastTransitionTime": EARLIER}
+    status = derive_status({"phase": "Succeeded", "conditions": [kept]}, obs(**CREATED)).status
+    assert condition(status, "MasterOverloaded") == kept
