@@ -74,12 +74,23 @@ def test_forty_locust_workers_in_ten_pods(cluster: Cluster, namespace: str, tmp_
     assert connected["message"] == (f"{WORKERS}/{WORKERS} workers connected (as the Locust master reports) "
                                     f"({PROCESSES} processes in each of {PODS} pods)")
 
-    assert (done["phase"], done["verdict"]) == ("Succeeded", "TestSucceeded"), done["conditions"]
+    overloaded = [c for c in done["conditions"] if c["type"] == "MasterOverloaded"]
+    if done["verdict"] == "TestCrashed":
+        # Locust's own race (2.47): its heartbeat loop iterates the workers while one that
+        # went missing is removed, and the master dies of a KeyError (exit 2). Seen on a
+        # loaded 2-core CI machine; the operator's verdict is then the right one.
+        log = case.run.master_log()
+        assert "in heartbeat_worker" in log and "KeyError" in log, log[-3000:]
+        assert overloaded and overloaded[0]["reason"] == "HeartbeatsMissed", done["conditions"]
+        assert done["phase"] == "Failed" and "the master exited with code 2" in next(
+            c["message"] for c in done["conditions"] if c["type"] == "TestCompleted")
+        print("Locust's master crashed in its heartbeat loop (a worker went missing): TestCrashed")
+    else:
+        assert (done["phase"], done["verdict"]) == ("Succeeded", "TestSucceeded"), done["conditions"]
     assert done["locust"]["maxWorkerCount"] == WORKERS
     assert done["connectedWorkers"] == WORKERS
     # Requests were made, or the status says why not: on a loaded 2-core CI machine 40
     # processes can miss heartbeats, and Locust then spawns no users (seen in CI).
-    overloaded = [c for c in done["conditions"] if c["type"] == "MasterOverloaded"]
     if done["result"]["requests"] == 0:
         assert overloaded and overloaded[0]["reason"] == "HeartbeatsMissed", done["conditions"]
         assert done["locust"]["maxMissingWorkerCount"] > 0
