@@ -139,7 +139,10 @@ def test_full_lifecycle(cluster: Cluster, namespace: str, operator: OperatorProc
 
     done = _wait_phase(cluster, namespace, "minimal", "Succeeded")
     phases = [p for p in recorder.stop() if p is not None]
-    assert phases == ["Pending", "Running", "Succeeded"]
+    # Each phase once, in order. Pending may never be written: the status is patched only
+    # on change, and on kwok the master can be ready before the first status is derived
+    # (seen once in CI: the first write was Running, 200 ms after the create).
+    assert phases in (["Pending", "Running", "Succeeded"], ["Running", "Succeeded"]), phases
 
     # The children are exactly what `render` previews for the stored test.
     config = load_config(operator.config_path, env={})

@@ -45,7 +45,7 @@ def _free_port() -> int:
         return port
 
 
-async def _eventually(check: Callable[[], bool], seconds: float = 2.0) -> None:
+async def _eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
     async with asyncio.timeout(seconds):
         while not check():
             await asyncio.sleep(0.01)
@@ -182,7 +182,7 @@ class World:
 
 
 @asynccontextmanager
-async def world(mode: str = "relay", handshake_seconds: float = 2.0) -> AsyncIterator[World]:
+async def world(mode: str = "relay", handshake_seconds: float = 10.0) -> AsyncIterator[World]:
     master = Master()
     master_app = web.Application()
     master_app.router.add_get("/", master.index)
@@ -216,7 +216,7 @@ async def _request(port: int, raw: bytes) -> bytes:
     try:
         writer.write(raw)
         await writer.drain()
-        async with asyncio.timeout(3):
+        async with asyncio.timeout(10):
             return await reader.read(-1)
     finally:
         writer.close()
