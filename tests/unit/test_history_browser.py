@@ -6,6 +6,7 @@ which installs Debian's package (root and apt-get) and then fails rather than sk
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import threading
@@ -68,6 +69,20 @@ def test_the_browser_reads_the_page_as_written(browser: str, page: Path) -> None
     assert "<script" not in text  # the tenant's name stayed text
 
 
+@contextlib.contextmanager
+def _serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A threaded HTTP server on 127.0.0.1 for the block; its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 @pytest.fixture
 def loopback_server() -> Iterator[tuple[int, list[str]]]:
     asked: list[str] = []
@@ -81,15 +96,8 @@ def loopback_server() -> Iterator[tuple[int, list[str]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], asked
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with _serving(Handler) as port:
+        yield port, asked
 
 
 def test_the_browser_fetches_nothing(browser: str, tmp_path: Path,
@@ -119,13 +127,6 @@ def test_a_page_served_on_loopback_is_loaded_and_nothing_else_is_reached(browser
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        assert 'id="served"' in dom(f"http://127.0.0.1:{server.server_address[1]}/", wait_ms=500)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with _serving(Page) as port:
+        assert 'id="served"' in dom(f"http://127.0.0.1:{port}/", wait_ms=500)
     assert asked[0] == "/" and set(asked) <= {"/", "/favicon.ico"}, asked

@@ -32,6 +32,9 @@ def _kubeconfig(path: str | None, context: str | None) -> Iterator[None]:
     Kopf reads KUBECONFIG's files with kubectl's merge rule (the first file that sets
     current-context wins), so a context is chosen by a first file that sets only that.
     """
+    if path is None and context is None:
+        yield  # kopf reads KUBECONFIG (else ~/.kube/config) as it is
+        return
     before = os.environ.get("KUBECONFIG")
     with tempfile.TemporaryDirectory(prefix="locust-operator-") as scratch:
         files = path or before or str(Path("~/.kube/config").expanduser())
@@ -39,8 +42,7 @@ def _kubeconfig(path: str | None, context: str | None) -> Iterator[None]:
             chosen = Path(scratch) / "context"
             chosen.write_text(yaml.safe_dump({"current-context": context}))
             files = os.pathsep.join([str(chosen), files])
-        if path is not None or context is not None:
-            os.environ["KUBECONFIG"] = files
+        os.environ["KUBECONFIG"] = files
         try:
             yield
         finally:
