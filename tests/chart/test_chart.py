@@ -229,6 +229,19 @@ def test_rbac_without_schedules_has_no_delete_and_no_schedule_rules(render: Rend
     assert not any("delete" in verbs for verbs in rules.values())
 
 
+@pytest.mark.parametrize("args", RBAC_CASES.values(), ids=RBAC_CASES.keys())
+def test_rbac_grows_by_the_web_routes_only_when_enabled(render: Render, args: list[str]) -> None:
+    web = {("networking.k8s.io", "ingresses"): {"get", "create"},
+           ("gateway.networking.k8s.io", "httproutes"): {"get", "create"}}
+    for role in kinds(render(*args), "ClusterRole") + kinds(render(*args), "Role"):
+        assert not web.keys() & rule_map(role).keys()
+    enabled = render(*args, "--set", "config.webRoutes=true")
+    for role in kinds(enabled, "ClusterRole") + kinds(enabled, "Role"):
+        rules = rule_map(role)
+        assert {key: rules[key] for key in web} == web
+        assert {key: verbs for key, verbs in rules.items() if key not in web} == NAMESPACED_RULES
+
+
 def test_rbac_all_namespaces_is_one_cluster_role(render: Render) -> None:
     docs = render()
     assert kinds(docs, "Role") == [] and kinds(docs, "RoleBinding") == []

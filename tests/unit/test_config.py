@@ -100,4 +100,4 @@ def test_env_names_cover_every_setting() -> None:
     assert "LOCUST_OPERATOR_MAX_TEST_DURATION_SECONDS" in names
     assert "LOCUST_OPERATOR_SCHEDULES" in names
     assert "LOCUST_OPERATOR_INIT_CONTAINERS_GIT_IMAGE" in names
-    assert len(names) == len(set(names)) == 32
+    assert len(names) == len(set(names)) == 33

@@ -75,5 +75,5 @@ def test_only_services_and_jobs_are_created() -> None:
         return await create_children(Api({}), [{"kind": "ConfigMap", "metadata": {"name": "c"}}],
                                      "mine", on_created)
 
-    with pytest.raises(PermanentCreateError, match="only Service and Job"):
+    with pytest.raises(PermanentCreateError, match="only Service, Job, Ingress, HTTPRoute"):
         asyncio.run(main())

@@ -98,7 +98,7 @@ class Scripted:
 
 def _wait(cluster: Scripted, timeout: float = 5.0) -> tuple[str, list[str]]:
     said: list[str] = []
-    pod = asyncio.run(ui.wait_for_master(cluster, "team", "demo", said.append, timeout, poll=0.001))
+    _, pod = asyncio.run(ui.wait_for_master(cluster, "team", "demo", said.append, timeout, poll=0.001))
     return pod, said
 
 

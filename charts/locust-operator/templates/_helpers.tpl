@@ -132,6 +132,16 @@ per watched namespace.
   resources: ["locusttestschedules/status"]
   verbs: ["patch"]
 {{- end }}
+{{- if .Values.config.webRoutes }}
+# create, get: a test's spec.webUI routes (read back on AlreadyExists); owned by the
+# test, so the garbage collector removes them: no delete.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "create"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "create"]
+{{- end }}
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch"]

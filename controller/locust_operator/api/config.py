@@ -115,6 +115,9 @@ class OperatorConfig:
     # Run LocustTestSchedules (their CRD installed); the chart grants the RBAC they need
     # (create, get and delete of LocustTests, delete of ConfigMaps) only when true.
     schedules: bool = True
+    # Create the Ingress / HTTPRoute of a test's spec.webUI; the chart grants create and get
+    # of ingresses and httproutes only when true. Off: such a test fails with a message.
+    webRoutes: bool = False
     # Time a pod may spend starting before image/config errors fail the test.
     podHealthGraceSeconds: int = 120
     # Seconds a master waits for its workers before it gives up (exit 1, verdict

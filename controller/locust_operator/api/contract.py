@@ -55,6 +55,17 @@ def child_names(test_name: str) -> dict[str, str]:
     return {MASTER: f"{base}-{MASTER}", WORKER: f"{base}-{WORKER}"}
 
 
+# The child that routes to a test's web UI (spec.webUI): its Ingress and HTTPRoute share
+# the name `<name>-web`; Locust's web base path is /locust/<namespace>/<name> by default.
+WEB = "web"
+DEFAULT_WEB_PATH_PREFIX = "/locust"
+
+
+def web_route_name(test_name: str) -> str:
+    """The Ingress and HTTPRoute of a test: `<name>-web`, dots as dashes like the other children."""
+    return f"{test_name.replace('.', '-')}-{WEB}"
+
+
 def selector_labels(test_name: str, pod_name: str, role: str) -> dict[str, str]:
     """The labels of a role's Job, its pods and the master Service."""
     return {

@@ -1,7 +1,8 @@
 """Render a LocustTest into the Kubernetes objects that run it.
 
 `render(test, config)` is a pure function: LocustTest dict + operator config
--> [Service, master Job, worker Job], with no cluster access.  The
+-> [Service, master Job, worker Job, and the web UI's Ingress / HTTPRoute when
+spec.webUI asks for them], with no cluster access.  The
 controller, `locust-operator render` and the tests all call it, so a preview
 is exactly what the cluster gets.  Python computes the values (names, args,
 labels, volumes); the Jinja2 templates lay out the objects and embed every
@@ -34,6 +35,14 @@ from locust_operator.api.contract import (
 from locust_operator.api.shipped import shipped_dir
 from locust_operator.build import pod_setup
 from locust_operator.build.load_shape import SHAPE_DIR, SHAPE_FILE, shape_source, with_shape_file
+from locust_operator.build.web_ui import (
+    interactive,
+    keep_after_run,
+    route_context,
+    route_templates,
+    web_base_path,
+    web_ui,
+)
 from locust_operator.build.workers import processes_per_pod
 from locust_operator.validation.documents import SAFE_LOADER
 
@@ -52,8 +61,10 @@ def split_seed(seed: str) -> list[str]:
     return shlex.split(seed, comments=False, posix=True)
 
 
-def master_args(spec: dict[str, Any], worker_connect_timeout: int = 0, processes: int = 1) -> list[str]:
-    """The master's arguments; it waits for replicas x `processes` workers (build/workers.py)."""
+def master_args(spec: dict[str, Any], worker_connect_timeout: int = 0, processes: int = 1,
+                base_path: str = "") -> list[str]:
+    """The master's arguments; it waits for replicas x `processes` workers (build/workers.py)
+    and serves its web UI under `base_path` (spec.webUI)."""
     master = spec["master"]
     args = split_seed(master["command"])
     if _otel_enabled(spec):
@@ -63,11 +74,17 @@ def master_args(spec: dict[str, Any], worker_connect_timeout: int = 0, processes
     if worker_connect_timeout > 0:
         # Without it a master whose workers never come waits forever (exit 1 instead).
         args.append(f"--expect-workers-max-wait={worker_connect_timeout}")
-    if master.get("autostart", True):
-        args.append("--autostart")
     autoquit = master.get("autoquit", {})
-    if autoquit.get("enabled", True):
-        args += ["--autoquit", str(autoquit.get("timeout", 60))]
+    if not interactive(spec):
+        args.append("--autostart")
+        # Locust refuses --autoquit without --autostart (exit 1): an interactive test's
+        # master stays up until the operator ends it (its verdict, keepAfterRun).
+        if autoquit.get("enabled", True):
+            args += ["--autoquit", str(max(int(autoquit.get("timeout", 60)), keep_after_run(spec)))]
+    if base_path:
+        args.append(f"--web-base-path={base_path}")
+    if (web_ui(spec).get("auth") or {}).get("webLogin"):
+        args.append("--web-login")
     # --json prints every request's stats on exit: the operator reads them from the
     # master's log when it was not up to read the REST API before autoquit (rules/results.py).
     args += ["--enable-rebalancing", "--only-summary", "--json"]
@@ -217,7 +234,8 @@ def _role(test: dict[str, Any], config: OperatorConfig, role: str) -> dict[str, 
         # User labels merge in but never override the selector labels.
         "pod_labels": {**user.get("labels", {}), **labels},
         "pod_annotations": annotations,
-        "args": (master_args(spec, config.workerConnectTimeoutSeconds, processes) if role == "master"
+        "args": (master_args(spec, config.workerConnectTimeoutSeconds, processes, web_base_path(test))
+                 if role == "master"
                  else worker_args(spec, names["master"], processes)),
         "resources": user.get("resources") or config.role_resources(role),
         "volumes": volumes,
@@ -287,6 +305,8 @@ def context(test: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
             "resources": exporter.resources,
         },
         "ports": {"master": MASTER_PORT, "web": WEB_PORT, "worker": WORKER_PORT},
+        "web_base_path": web_base_path(test),
+        "route": route_context(test) if "webUI" in spec else None,
         "service_selector": service_selector(child_names(metadata["name"])["master"]),
     }
 
@@ -346,7 +366,7 @@ def render_validated(test: dict[str, Any], config: OperatorConfig) -> list[Manif
     env = _environment(config.templatesDir)
     ctx = context(test, config)
     objects: list[Manifest] = []
-    for template_name in TEMPLATE_NAMES:
+    for template_name in (*TEMPLATE_NAMES, *route_templates(test["spec"])):
         text = _render_template(env, template_name, ctx)
         try:
             obj = yaml.load(text, Loader=SAFE_LOADER)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from locust_operator.api.contract import KIND, MASTER, POD_NAME_LABEL, TERMINAL, WEB_PORT, child_names
+from locust_operator.build.web_ui import web_base_path
 from locust_operator.cli.port_forward import PROTOCOL, PortForward, one_line
 from locust_operator.cli.status_lines import phase
 from locust_operator.controller.kube_api import ApiError
@@ -86,9 +87,14 @@ async def _look(api: Cluster, namespace: str, name: str) -> tuple[Object, str | 
     return test, running_master(pods)
 
 
+def page_url(port: int, test: Mapping[str, Any]) -> str:
+    """The local URL of the UI: under the test's web base path (spec.webUI) when it has one."""
+    return f"http://127.0.0.1:{port}{web_base_path(test)}/"
+
+
 async def wait_for_master(api: Cluster, namespace: str, name: str, echo: Callable[[str], None],
-                          timeout: float, poll: float = POLL_SECONDS) -> str:
-    """The master pod once it runs; a line whenever what it waits for changes."""
+                          timeout: float, poll: float = POLL_SECONDS) -> tuple[Object, str]:
+    """The test and its master pod once it runs; a line whenever what it waits for changes."""
     said = ""
     async with asyncio.timeout(timeout):
         while True:
@@ -97,7 +103,7 @@ async def wait_for_master(api: Cluster, namespace: str, name: str, echo: Callabl
             if finished:
                 raise UiError(finished)
             if pod:
-                return pod
+                return test, pod
             line = waiting_line(test)
             if line != said:
                 echo(line)
@@ -109,7 +115,7 @@ async def serve(api: Cluster, namespace: str, name: str, port: int, echo: Callab
                 opened: Callable[[str], None], timeout: float, poll: float = POLL_SECONDS) -> None:
     """Forward until the master pod goes away (a line says so); Ctrl-C ends it from outside."""
     try:
-        pod = await wait_for_master(api, namespace, name, echo, timeout, poll)
+        test, pod = await wait_for_master(api, namespace, name, echo, timeout, poll)
     except TimeoutError:
         raise UiError(f"{name}: the master did not run within {timeout:g}s") from None
     forward = PortForward(lambda path: api.websocket(path, (PROTOCOL,)), namespace, pod, WEB_PORT,
@@ -119,7 +125,7 @@ async def serve(api: Cluster, namespace: str, name: str, port: int, echo: Callab
     except OSError as exc:
         raise UiError(f"{name}: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
     try:
-        url = f"http://127.0.0.1:{bound}/"
+        url = page_url(bound, test)
         echo(f"{name}: Locust web UI at {url} (pod {pod}, through the API server; Ctrl-C to stop)")
         opened(url)
         while True:

@@ -8,6 +8,9 @@ from typing import Any
 from locust_operator.controller.kube_api import API_ERRORS, Api, ApiError
 from locust_operator.rules.observe import controller_ref, controller_uid
 
+# The kinds a test's children may be: its Service and Jobs, and spec.webUI's routes.
+CHILD_KINDS = ("Service", "Job", "Ingress", "HTTPRoute")
+
 
 class PermanentCreateError(Exception):
     """The API server refused an object for a reason a retry will not fix."""
@@ -32,8 +35,8 @@ async def _create_one(api: Api, obj: dict[str, Any], owner_uid: str) -> bool:
     """Create `obj`; False if it already existed and is ours."""
     kind, name = obj["kind"], obj["metadata"]["name"]
     try:
-        if kind not in ("Service", "Job"):  # a template override made something else
-            raise PermanentCreateError(f"cannot create kind {kind}: only Service and Job")
+        if kind not in CHILD_KINDS:  # a template override made something else
+            raise PermanentCreateError(f"cannot create kind {kind}: only {', '.join(CHILD_KINDS)}")
         try:
             await api.create(obj)
             return True
@@ -46,6 +49,10 @@ async def _create_one(api: Api, obj: dict[str, Any], owner_uid: str) -> bool:
                                    f"{_owner(found)}") from None
             return False
     except ApiError as exc:
+        if exc.status == 404 and kind == "HTTPRoute":
+            raise PermanentCreateError(
+                f"HTTPRoute {name}: the Gateway API is not installed in this cluster (no "
+                "httproutes.gateway.networking.k8s.io); remove spec.webUI.httpRoute or install it") from None
         if exc.status in (400, 403, 404, 422):
             raise PermanentCreateError(f"{kind} {name}: {exc.message}") from None
         raise TransientCreateError(f"{kind} {name}: {exc}") from None
@@ -63,7 +70,8 @@ async def create_children(api: Api, objects: list[dict[str, Any]], owner_uid: st
     restart after a partial create); anything else is a conflict.
     """
     existing = []
-    for obj in objects:
+    # The routes before the Jobs: a route that cannot be made fails the test before any pod starts.
+    for obj in sorted(objects, key=lambda o: o["kind"] == "Job"):
         if await _create_one(api, obj, owner_uid):
             await on_created(obj)
         else:

@@ -44,6 +44,8 @@ _PATHS = {
     "Pod": ("/api/v1", "pods"),
     "Event": ("/api/v1", "events"),
     "ConfigMap": ("/api/v1", "configmaps"),
+    "Ingress": ("/apis/networking.k8s.io/v1", "ingresses"),
+    "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
     KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
     SCHEDULE_KIND: (f"/apis/{GROUP}/{VERSION}", SCHEDULE_PLURAL),
 }

@@ -18,10 +18,11 @@ from typing import Any, Protocol
 import jinja2
 
 from locust_operator.api.config import OperatorConfig
-from locust_operator.api.contract import API_VERSION, KIND, MASTER, RUNNING, SUCCEEDED, TERMINAL
+from locust_operator.api.contract import API_VERSION, KIND, RUNNING, SUCCEEDED, TERMINAL
 from locust_operator.api.times import parse_timestamp
 from locust_operator.build.events import event_body
 from locust_operator.build.render import RenderError, job_ttl, keeps_failed_pods, render_validated
+from locust_operator.build.web_ui import keep_after_run, route_refusal
 from locust_operator.build.workers import cpu_limit_warning
 from locust_operator.controller.creates import (
     NameConflict,
@@ -40,7 +41,7 @@ from locust_operator.controller.metrics import (
 from locust_operator.controller.results_keeper import MasterSource, ResultsKeeper
 from locust_operator.controller.run_state import Creation, RunState
 from locust_operator.rules.health import mount_problem
-from locust_operator.rules.jobs import STOP_AFTER_GRACE, job_deadline
+from locust_operator.rules.jobs import role_deadline
 from locust_operator.rules.locust_stats import summarize
 from locust_operator.rules.observation import Status
 from locust_operator.rules.observe import Children, master_pod
@@ -98,10 +99,13 @@ class Actions:
         try:
             # The API server validated and defaulted the test already.
             objects = render_validated(test, self.rt.config)
+            refusal = route_refusal(spec, self.rt.config)
         except (RenderError, jinja2.TemplateError, KeyError, TypeError, ValueError) as exc:
             # Admitted by the API server, yet not renderable: its CRD differs from ours.
             ERRORS.labels("render").inc()
             return Creation(error=f"cannot render the test: {exc}")
+        if refusal is not None:
+            return Creation(error=refusal, reason="WebRoutesOff")
 
         created_objects: list[Object] = []
 
@@ -232,10 +236,8 @@ class Actions:
             if job.owner_uid != metadata.get("uid") or not job.name:
                 continue
             body: Object = {} if ttl is None else {"ttlSecondsAfterFinished": ttl}
-            # After the master exited by itself, only its workers may need ending.
-            deadline = None if derived.stop_jobs is None or \
-                (derived.stop_jobs == STOP_AFTER_GRACE and job.role == MASTER) else \
-                job_deadline(job.status, derived.stop_jobs, self.rt.clock())
+            deadline = role_deadline(job.status, job.role, derived.stop_jobs, self.rt.clock(),
+                                     keep_after_run(spec))
             if deadline is not None:
                 body["activeDeadlineSeconds"] = deadline
             if not body:

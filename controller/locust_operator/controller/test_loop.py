@@ -20,6 +20,7 @@ from typing import Any
 
 from locust_operator.api.contract import ABORT_ANNOTATION, MASTER, RUNNING, TERMINAL, child_names
 from locust_operator.build.render import max_duration
+from locust_operator.build.web_ui import web_base_path
 from locust_operator.build.workers import processes_per_pod
 from locust_operator.controller.kube_api import API_ERRORS, backoff
 from locust_operator.controller.master_api import Answer
@@ -109,7 +110,8 @@ class TestLoop:
             creation = Creation()
             if (condition(previous, "Ready") or {}).get("reason") not in _CREATION_DONE:
                 creation = await self.act.create(body, stopped)
-            url = stats_url(self.rt.config.statsUrlTemplate, child_names(key[1])[MASTER], key[0])
+            url = stats_url(self.rt.config.statsUrlTemplate, child_names(key[1])[MASTER], key[0],
+                            web_base_path({"metadata": metadata, "spec": body.get("spec") or {}}))
             run = RunState(previous=previous, url=url, creation=creation, result=previous.get("result"),
                            problem=(previous.get("locust") or {}).get("message"))
             await self._guarded(body, children, stopped, key, live, run)

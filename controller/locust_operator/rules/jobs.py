@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from locust_operator.api.contract import FAILED, PENDING, RUNNING, SUCCEEDED, TERMINAL
+from locust_operator.api.contract import FAILED, MASTER, PENDING, RUNNING, SUCCEEDED, TERMINAL
 from locust_operator.api.times import parse_timestamp
 from locust_operator.rules.observation import Observation
 
 STOP_NOW, STOP_AFTER_GRACE = "now", "after-grace"
+# The workers now, the master (and its web UI) webUI.keepAfterRun seconds later.
+STOP_KEEP_UI = "keep-ui"
 
 
 # Seconds the workers of a master that exited by itself get to exit too.
@@ -63,6 +65,21 @@ def job_deadline(job: dict[str, Any], stop: str, now: datetime) -> int | None:
     except (KeyError, ValueError):
         age = 0.0
     return max(1, int(age) + 1) + WORKER_EXIT_GRACE_SECONDS
+
+
+def role_deadline(job: dict[str, Any], role: str, stop: str | None, now: datetime,
+                  keep_seconds: int = 0) -> int | None:
+    """The activeDeadlineSeconds that ends a role's Job as `stop` says, None to leave it:
+    after the master exited by itself only its workers need ending; STOP_KEEP_UI ends the
+    workers now and the master `keep_seconds` from now."""
+    if stop is None or (stop == STOP_AFTER_GRACE and role == MASTER):
+        return None
+    if stop == STOP_KEEP_UI:
+        if role != MASTER:
+            return job_deadline(job, STOP_NOW, now)
+        grace = job_deadline(job, STOP_AFTER_GRACE, now)
+        return None if grace is None else grace - WORKER_EXIT_GRACE_SECONDS + keep_seconds
+    return job_deadline(job, stop, now)
 
 
 def jobs_active(obs: Observation) -> bool:

@@ -9,6 +9,7 @@ that exist), users, request rate, failure ratio and response times.
 from __future__ import annotations
 
 import itertools
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +20,11 @@ from locust_operator.rules.results import decimal
 _STATES = {"ready", "spawning", "running", "cleanup", "stopping", "stopped", "missing"}
 
 
-def stats_url(template: str, service: str, namespace: str) -> str:
-    return template.format(service=service, namespace=namespace)
+def stats_url(template: str, service: str, namespace: str, base_path: str = "") -> str:
+    """The master's /stats/requests: the operator's template, under the test's web base
+    path (spec.webUI) when it has one, e.g. http://demo-master.ns.svc:8089/locust/ns/demo/stats/requests."""
+    url = urllib.parse.urlsplit(template.format(service=service, namespace=namespace))
+    return urllib.parse.urlunsplit(url._replace(path=base_path + url.path)) if base_path else url.geturl()
 
 
 # status.locust.userCount and workerCount are int32 in the CRD.

@@ -50,6 +50,13 @@ class Observation:
     # `stopped`, and stayed the same over a worker report interval: with
     # thresholds, the outcome is decided.
     run_stopped: bool = False
+    # The verdict comes when the run stopped (run_stopped), from its results, not from the
+    # master's exit: an interactive test's master (autostart false) never exits by itself,
+    # and one with webUI.keepAfterRun stays up that long after the run.
+    verdict_at_stop: bool = False
+    # webUI.keepAfterRun: once the test has its verdict, its master Job (and web UI) ends
+    # this many seconds later, its workers at once.
+    keep_ui_seconds: int = 0
     # The test outlived this many seconds (its maxDurationSeconds), else None.
     deadline_exceeded: int | None = None
     # Why the master's answers were refused (status.locust.message), when they were.

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from locust_operator.api.contract import COMPONENT_LABEL, FETCH_CONTAINER, MASTER, WORKER
+from locust_operator.build.web_ui import interactive, keep_after_run
 from locust_operator.rules.baseline import baseline_set
 from locust_operator.rules.crash import is_locustfile_error, last_error_line
 from locust_operator.rules.health import PodProblem, pod_problem, still_creating
@@ -171,6 +172,8 @@ def observe(test: Mapping[str, Any], children: Children, *, now: datetime, grace
                               None),
         aborted=aborted,
         run_stopped=run_stopped,
+        verdict_at_stop=interactive(test["spec"]) or keep_after_run(test["spec"]) > 0,
+        keep_ui_seconds=keep_after_run(test["spec"]),
         deadline_exceeded=deadline_exceeded,
         live_problem=live_problem,
         results_pending=results_pending,

@@ -23,6 +23,7 @@ from locust_operator.rules.fetched import fetched_files_status
 from locust_operator.rules.health import PodProblem, root_cause
 from locust_operator.rules.jobs import (
     STOP_AFTER_GRACE,
+    STOP_KEEP_UI,
     STOP_NOW,
     job_state,
     jobs_active,
@@ -92,7 +93,8 @@ def derive_status(previous: Status, obs: Observation) -> Derived:
 
     failure = _ready(look)
     pods_failure, recheck = _pods_healthy(look, phase)
-    early = (obs.thresholds_set or obs.baseline_set) and obs.run_stopped and result is not None
+    early = (obs.thresholds_set or obs.baseline_set or obs.verdict_at_stop) and obs.run_stopped \
+        and result is not None
     phase, verdict = decide(previous, obs, phase, failure or pods_failure, result, early)
     # Monotonic: never back to Pending once Running; a terminal phase is final.
     if look.was_terminal or _RANK[phase] < _RANK.get(prev_phase, 0):
@@ -280,6 +282,12 @@ def _stop_jobs(look: _Look, phase: str, verdict: tuple[str, str] | None,
     if exited_by_itself and verdict[0] != TEST_FAILED and not obs.aborted:
         return STOP_AFTER_GRACE
     cause = verdict[0] if verdict[0] != TEST_FAILED else failure_reason(look.conditions)
+    if obs.keep_ui_seconds and verdict[0] != TEST_FAILED and not obs.aborted and obs.master_pods_live:
+        look.set("JobsStopped", "True", cause,
+                 f"the test {'passed' if phase == SUCCEEDED else 'failed'} ({cause}); "
+                 f"{pods_text(obs.worker_pods_live, 'worker')} ended; the master and its web UI stay up "
+                 f"{obs.keep_ui_seconds}s more (webUI.keepAfterRun)")
+        return STOP_KEEP_UI
     look.set("JobsStopped", "True", cause,
              f"the test {'passed' if phase == SUCCEEDED else 'failed'} ({cause}); "
              f"{pods_text(obs.master_pods_live, 'master')} and {pods_text(obs.worker_pods_live, 'worker')} "

@@ -85,6 +85,12 @@ def run_verdict(previous: Status, obs: Observation, result: dict[str, Any] | Non
     if job_phase == SUCCEEDED:
         return True, TEST_SUCCEEDED, "the master Job completed" + (
             f": {numbers(result)}" if has_numbers(result) else "")
+    if job_phase not in TERMINAL and code is None:
+        # Decided when the run stopped (an interactive test, webUI.keepAfterRun): by Locust's
+        # own rule for its exit code, a failed request fails the run.
+        if failed_requests == 0:
+            return True, TEST_SUCCEEDED, f"the run stopped: {numbers(result)}"
+        return False, LOCUST_ERRORS, f"the run stopped with failed requests: {numbers(result)}"
     if has_numbers(result):
         return False, LOCUST_ERRORS, f"Locust reported errors (exit code 1): {numbers(result)}"
     return False, LOCUST_ERRORS, "Locust reported errors (exit code 1)"
