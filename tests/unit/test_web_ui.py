@@ -209,7 +209,8 @@ def test_the_verdict_when_the_run_stops(fields: dict[str, Any], phase: str, reas
     derived = derive_status(RUNNING, _obs(**fields))
     assert derived.status["phase"] == phase
     assert derived.stop_jobs == stop
-    completed = next((c for c in derived.status["conditions"] if c["type"] == "TestCompleted"), {})
+    completed: dict[str, Any] = next(
+        (c for c in derived.status["conditions"] if c["type"] == "TestCompleted"), {})
     if reason is None:
         assert completed.get("status") != "True"
     else:
