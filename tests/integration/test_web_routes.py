@@ -78,9 +78,11 @@ def test_the_operator_creates_the_routes_owned_by_the_test(cluster: Cluster, nam
     _apply(cluster, _example(namespace))
     test = cluster.kubectl_json("-n", namespace, "get", "locusttest", "web-ui")
     for kind in ("ingress", "httproute.gateway.networking.k8s.io"):
-        cluster.wait_for(lambda kind=kind: cluster.kubectl("-n", namespace, "get", kind, "web-ui-web",
-                                                           check=False).returncode == 0,
-                         timeout=60, what=f"{kind} web-ui-web")
+
+        def made(kind: str = kind) -> bool:
+            return cluster.kubectl("-n", namespace, "get", kind, "web-ui-web", check=False).returncode == 0
+
+        cluster.wait_for(made, timeout=60, what=f"{kind} web-ui-web")
         route = cluster.kubectl_json("-n", namespace, "get", kind, "web-ui-web")
         owner = route["metadata"]["ownerReferences"][0]
         assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
