@@ -132,6 +132,14 @@ fatal: unable to access 'http://git.x.svc/repo.git/': Could not resolve host: gi
      "w.py line 7: NameError: name 'y' is not defined"),
     ('  File "locustfile.py", line 3, in <module>\nImportError: cannot import name \'X\'',
      "locustfile.py line 3: ImportError: cannot import name 'X'"),
+    # Indented by one space is indented still (a source line), both after and before the frame.
+    ('Traceback (most recent call last):\n  File "/mnt/locust/hit.py", line 2, in <module>\n x\n'
+     "ValueError: bad", "hit.py line 2: ValueError: bad"),
+    # Only library frames up to the header: the exception, even before a last line of another kind.
+    (f'Traceback (most recent call last):\n  File "{SITE}/x.py", line 5, in f\nValueError: bad\nStopping',
+     "ValueError: bad"),
+    # A path without a file name: the path as it is.
+    ('  File "/mnt/locust/", line 3, in <module>\nValueError: x', "/mnt/locust/ line 3: ValueError: x"),
     # Not a traceback after all: no exception line after the last frame.
     ('  File "/mnt/locust/a.py", line 1, in <module>\n    still indented', "still indented"),
     ('  File "/mnt/locust/a.py", line 1, in <module>\nnot an exception line', "not an exception line"),
@@ -250,6 +258,15 @@ def test_a_line_cut_by_the_bound_is_dropped(before: str, line: str) -> None:
     assert last_error_line(message, limit=11) == line
 
 
+def test_the_bound_drops_the_cut_line_whole_and_only_past_the_bound() -> None:
+    # The cut line goes up to its line break (not to its first blank).
+    assert clean_lines("A" * 5000 + " cut\nlast") == ["last"]
+    # A message of MAX_CHARS exactly is not cut at all.
+    exact = "x" * (MAX_CHARS - 5) + "\nlast"
+    assert len(exact) == MAX_CHARS
+    assert clean_lines(exact) == ["x" * (MAX_CHARS - 5), "last"]
+
+
 def test_a_single_huge_line_is_cut() -> None:
     line = last_error_line("E" * 10_000)
     assert line == "E" * 299 + "…"
@@ -323,6 +340,11 @@ RuntimeError: greenlet is being finalized
      "broken.py line 1: ModuleNotFoundError: No module named 'nosuchmodule'"),
     ("Exception ignored in: <x>\nTraceback (most recent call last):\n"
      "  File \"/a/b.py\", line 1\nOSError: x\n", None),
+    # An empty line does not end the report; its exception line does, and what follows counts.
+    ("Exception ignored in: <x>\nTraceback (most recent call last):\n"
+     "  File \"/a/b.py\", line 1\n\nOSError: x\n", None),
+    ("Exception ignored in: <x>\nTraceback (most recent call last):\n"
+     "  File \"/a/b.py\", line 1\nOSError: x\nStopping\n", "Stopping"),
 ])
 def test_errors_python_could_not_raise_are_not_the_cause(message: str, line: str | None) -> None:
     assert last_error_line(message) == line

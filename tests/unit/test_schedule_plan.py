@@ -162,6 +162,11 @@ TICKS = [
          events=(created_event(),), last="2026-12-01T03:00:00Z", live=(NEW,)),
     Tick("Forbid, a live run: skip", status=AFTER_PREVIOUS, runs=(DONE, LIVE),
          events=(SKIPPED,), last="2026-12-01T03:00:00Z", live=("nightly-20261130-0300",)),
+    Tick("Forbid, two live runs: skip, naming both", status=AFTER_PREVIOUS,
+         runs=(nightly(28, "Running"), LIVE),
+         events=(("Normal", "RunSkipped", "skipped the run of 2026-12-01T03:00:00Z: nightly-20261128-0300, "
+                  "nightly-20261130-0300 still running (concurrencyPolicy Forbid)"),),
+         last="2026-12-01T03:00:00Z", live=("nightly-20261128-0300", "nightly-20261130-0300")),
     Tick("Forbid, a run with no phase yet is live", status=AFTER_PREVIOUS, runs=(nightly(30),),
          events=(SKIPPED,), last="2026-12-01T03:00:00Z", live=("nightly-20261130-0300",)),
     Tick("Forbid, a Pending run is live", status=AFTER_PREVIOUS,
@@ -316,6 +321,11 @@ INVALID = [
     ({"schedule": "@reboot"}, 'spec.schedule: "@reboot": unknown macro; use one of @yearly, @annually, '
                               '@monthly, @weekly, @daily, @midnight, @hourly'),
     ({"schedule": "0 0 30 2 *"}, 'spec.schedule: "0 0 30 2 *": no date ever matches (Bad day-of-month)'),
+    # The tenant's text is quoted whole up to 60 characters, then cut to 57 and "...".
+    ({"schedule": "x" * 60}, f'spec.schedule: "{"x" * 60}": expected 5 fields (minute hour day-of-month '
+                             'month day-of-week), got 1'),
+    ({"schedule": "x" * 61}, f'spec.schedule: "{"x" * 57}...": expected 5 fields (minute hour day-of-month '
+                             'month day-of-week), got 1'),
     ({"timeZone": "Mars/Olympus_Mons"}, 'spec.timeZone: unknown time zone "Mars/Olympus_Mons"'),
     ({"timeZone": "localtime"}, 'spec.timeZone: unknown time zone "localtime"'),
     ({"timeZone": "../etc/passwd"}, 'spec.timeZone: unknown time zone "../etc/passwd"'),
@@ -378,8 +388,13 @@ def test_observed_generation_is_the_schedule_generation_or_1() -> None:
     (5, 2, ()),
     (4, 0, (20, 21, 26)),
     (100, 100, ()),
-], ids=["defaults", "none kept", "all kept", "no failed kept", "the maximum"])
-def test_history_limits_delete_the_oldest_finished_runs(succeeded: int, failed: int,
+    # Unset (the API server sets them; the plan falls back to the same): 3 and 1.
+    (None, None, (20, 21, 22)),
+    (None, 2, (21, 22)),
+    (4, None, (20, 21)),
+], ids=["defaults", "none kept", "all kept", "no failed kept", "the maximum", "unset", "succeeded unset",
+        "failed unset"])
+def test_history_limits_delete_the_oldest_finished_runs(succeeded: int | None, failed: int | None,
                                                         doomed: tuple[int, ...]) -> None:
     spec = {"successfulRunsHistoryLimit": succeeded, "failedRunsHistoryLimit": failed}
     steps = plan(schedule(spec, {"lastScheduleTime": "2026-11-30T03:00:00Z"}), list(HISTORY),
@@ -532,23 +547,41 @@ def test_live_runs_shown_are_bounded_by_the_crd() -> None:
     assert status["live"][-1] == "nightly-20261201-0300"  # the run created now is among them
 
 
+def kept_apart(day: int, apart: Any = True) -> dict[str, Any]:
+    """A finished run of the tick of `day` November, its HTML report kept apart (or not)."""
+    name = f"nightly-202611{day}-0300"
+    report = {"reportConfigMap": {"name": f"{name}-report", "uid": f"u{day}"}} if apart else {}
+    return {"metadata": {"name": name, "annotations": {
+        "operator.locust.io/scheduled-time": f"2026-11-{day}T03:00:00Z"}},
+        "status": {"phase": "Succeeded", "verdict": "TestSucceeded", "result": {"report": report}}}
+
+
+REPORTED_RUNS = [kept_apart(27, apart=False), kept_apart(28), kept_apart(29)]
+
+
 @pytest.mark.parametrize(("keep", "dropped"), [
     (None, []), (5, []), (1, ["nightly-20261128-0300"]),
     (0, ["nightly-20261128-0300", "nightly-20261129-0300"]),
+    # Not an integer (the API server would refuse it): nothing dropped.
+    (True, []), ("1", []),
 ])
-def test_reports_past_keep_report_runs_are_dropped(keep: int | None, dropped: list[str]) -> None:
-    def kept_apart(day: int, apart: Any = True) -> dict[str, Any]:
-        name = f"nightly-202611{day}-0300"
-        report = {"reportConfigMap": {"name": f"{name}-report", "uid": f"u{day}"}} if apart else {}
-        return {"metadata": {"name": name, "annotations": {
-            "operator.locust.io/scheduled-time": f"2026-11-{day}T03:00:00Z"}},
-            "status": {"phase": "Succeeded", "verdict": "TestSucceeded", "result": {"report": report}}}
-
-    runs = [kept_apart(27, apart=False), kept_apart(28), kept_apart(29)]
+def test_reports_past_keep_report_runs_are_dropped(keep: Any, dropped: list[str]) -> None:
     spec = {"successfulRunsHistoryLimit": 10, **({} if keep is None else {"keepReportRuns": keep})}
-    steps = plan(schedule(spec), runs, NOW)
+    steps = plan(schedule(spec), REPORTED_RUNS, NOW)
     assert [run for run, _, _ in steps.drop_reports] == dropped
     assert all(cm == f"{run}-report" and uid == f"u{run[14:16]}" for run, cm, uid in steps.drop_reports)
-    assert [m for _, r, m in steps.events if r == "ReportDropped"] == [
-        f"deleted the HTML report of {run} ({run}-report): only the newest {keep} runs keep theirs "
-        "(keepReportRuns)" for run in dropped]
+    assert [e for e in steps.events if e[1] == "ReportDropped"] == [
+        ("Normal", "ReportDropped", f"deleted the HTML report of {run} ({run}-report): only the newest "
+         f"{keep} runs keep theirs (keepReportRuns)") for run in dropped]
+
+
+@pytest.mark.parametrize("spec", [{"suspend": True}, {"schedule": "61 * * * *"}],
+                         ids=["suspended", "invalid"])
+def test_reports_are_dropped_when_no_run_is_made_too(spec: dict[str, Any]) -> None:
+    body = schedule({"successfulRunsHistoryLimit": 10, "keepReportRuns": 1, **spec})
+    steps = plan(body, REPORTED_RUNS, NOW)
+    assert steps.create is None
+    assert steps.drop_reports == (("nightly-20261128-0300", "nightly-20261128-0300-report", "u28"),)
+    assert steps.events == (("Normal", "ReportDropped", "deleted the HTML report of nightly-20261128-0300 "
+                             "(nightly-20261128-0300-report): only the newest 1 runs keep theirs "
+                             "(keepReportRuns)"),)
