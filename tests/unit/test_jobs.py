@@ -10,6 +10,7 @@ import pytest
 from locust_operator.api.contract import FAILED, PENDING, RUNNING, SUCCEEDED
 from locust_operator.rules.jobs import (
     STOP_AFTER_GRACE,
+    STOP_KEEP_UI,
     STOP_NOW,
     WORKER_EXIT_GRACE_SECONDS,
     job_deadline,
@@ -18,6 +19,7 @@ from locust_operator.rules.jobs import (
     job_state,
     jobs_active,
     pods_text,
+    role_deadline,
     succeeded_pods,
 )
 from locust_operator.rules.observation import Observation
@@ -47,6 +49,8 @@ FAILED_COND = {"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
 ])
 def test_job_state(job: dict[str, Any] | None, pods_ready: int, state: str) -> None:
     assert job_state(job, pods_ready) == state
+    if pods_ready == 0:  # the pods' count defaults to none ready
+        assert job_state(job) == state
     assert job_finished(job) == (state in (SUCCEEDED, FAILED))
 
 
@@ -90,6 +94,23 @@ def test_job_deadline_counts_from_the_jobs_start(job: dict[str, Any], stop: str,
                                                  deadline: int | None) -> None:
     assert job_deadline(job, stop, NOW) == deadline
     assert WORKER_EXIT_GRACE_SECONDS == 30
+
+
+RUNNING_JOB = {"ready": 1, "startTime": "2026-11-23T11:58:20Z"}  # 100 s before NOW
+DONE_JOB = {**RUNNING_JOB, "conditions": [COMPLETE]}
+
+
+@pytest.mark.parametrize(("job", "role", "deadline"), [
+    # keepAfterRun's stop: the workers' Job at once, the master's keep seconds from now
+    # (0 unless given: at the grace's count without the grace).
+    (RUNNING_JOB, "worker", 1),
+    (RUNNING_JOB, "master", 101),
+    # A finished Job is left as it is, the workers' too.
+    (DONE_JOB, "worker", None),
+    (DONE_JOB, "master", None),
+])
+def test_role_deadline_keeping_the_ui(job: dict[str, Any], role: str, deadline: int | None) -> None:
+    assert role_deadline(job, role, STOP_KEEP_UI, NOW) == deadline
 
 
 def _obs(**kwargs: Any) -> Observation:

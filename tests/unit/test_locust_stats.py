@@ -39,6 +39,17 @@ REPORT = {
           "response_time_percentile_0.5": -1, "response_time_percentile_0.95": True}}, {}),
     ({"user_count": 2**31 - 1, "total_rps": 1e12, "fail_ratio": 0},
      {"userCount": 2**31 - 1, "totalRps": "1000000000000", "failRatio": "0"}),
+    # Just past each bound: left out; the failure ratio to 4 places, response times to 1.
+    ({"total_rps": 1e12 + 0.5, "fail_ratio": 0.012345, "current_response_time_percentiles": {
+        "response_time_percentile_0.5": 153.27, "response_time_percentile_0.95": 1e9 + 0.5}},
+     {"failRatio": "0.0123", "responseTimeP50Ms": "153.3"}),
+    ({"current_response_time_percentiles": {"response_time_percentile_0.95": 1e9}},
+     {"responseTimeP95Ms": "1000000000"}),
+    # Workers over Locust's 90% CPU warning, up to 1e6 % (more is not a CPU percent); missing ones.
+    ({"workers": [{"cpu_usage": 90}, {"cpu_usage": 90.5}, {"cpu_usage": 1e6}, {"cpu_usage": 1e6 + 0.5},
+                  {"cpu_usage": "99"}, {"cpu_usage": 0}, {}, "junk",
+                  {"state": "missing", "cpu_usage": 95}]},
+     {"cpuSaturatedWorkerCount": 3, "missingWorkerCount": 1}),
 ])
 def test_summarize(report: dict[str, Any], expected: dict[str, Any]) -> None:
     assert summarize(report) == expected

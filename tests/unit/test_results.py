@@ -18,6 +18,7 @@ import pytest
 
 from locust_operator.rules.results import (
     AGGREGATED,
+    COMPRESS_OVER,
     CSV_HEADER,
     PERCENTILES,
     Failure,
@@ -25,6 +26,7 @@ from locust_operator.rules.results import (
     ResultsError,
     RunStats,
     configmap_data,
+    decimal,
     parse_final_json,
     parse_requests_csv,
     report_texts,
@@ -137,6 +139,19 @@ RUN = _run(_entry("/", 1000, failures=5, p95=120), _entry("/checkout", 100, fail
 def test_thresholds(thresholds: dict[str, Any], breaches: list[str]) -> None:
     assert thresholds_set(thresholds)
     assert evaluate(thresholds, RUN) == breaches
+
+
+@pytest.mark.parametrize(("avg", "rps", "thresholds", "breaches"), [
+    # rps and avg are rounded to 1 place, then compared and shown.
+    (12.34, 2.37, {"minRps": "3", "responseTimeMs": {"avg": 12}}, ["rps 2.4 < 3", "avg 12.3 ms > 12 ms"]),
+    (12.34, 2.96, {"minRps": "3"}, []),
+    # The limit itself passes: avg 12.04 is 12.0, not over 12.
+    (12.04, 3.0, {"minRps": "3", "responseTimeMs": {"avg": 12}}, []),
+])
+def test_thresholds_round_before_they_compare(avg: float, rps: float, thresholds: dict[str, Any],
+                                              breaches: list[str]) -> None:
+    run = _run(_entry("/", 10, avg=avg, rps=rps), total=_entry(AGGREGATED, 10, avg=avg, rps=rps, method=""))
+    assert evaluate(thresholds, run) == breaches
 
 
 def test_thresholds_without_results_or_requests_never_pass() -> None:
@@ -411,3 +426,105 @@ def test_result_json_is_sorted_and_indented_and_the_summary_rounds() -> None:
     assert summary(stats, "MasterLog", None, None)["failRatio"] == "0.3333"
     assert unavailable("the master did not answer") == {"source": "Unavailable",
                                                         "message": "the master did not answer"}
+
+
+# --- the survivors of mutation testing (scripts/mutation --own-tests rules/results.py) -------------
+
+
+def _csv(*rows: str) -> str:
+    return "Type,Name,Request Count,Failure Count,Requests/s\n" + "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize(("text", "method", "name", "failures", "rps", "duration"), [
+    # An empty count or rate is 0 (not a missing number).
+    (_csv("GET,/,3,,", ",Aggregated,3,0,1.5"), "GET", "/", 0, 0.0, 2),
+    # An empty name stays empty; a long method is cut like a name.
+    (_csv("M" * 300 + ",,3,1,2", ",Aggregated,3,1,1.5"), "M" * 199 + "…", "", 1, 2.0, 2),
+    # Under one request a second, the duration still follows: 10 requests at 0.5/s.
+    (_csv("GET,/,10,0,0.5", ",Aggregated,10,0,0.5"), "GET", "/", 0, 0.5, 20),
+    # A year of one request a second is the longest known duration; a second more is unknown.
+    (_csv("GET,/,31622400,0,1", ",Aggregated,31622400,0,1"), "GET", "/", 0, 1.0, 366 * 86400),
+    (_csv("GET,/,31622401,0,1", ",Aggregated,31622401,0,1"), "GET", "/", 0, 1.0, None),
+])
+def test_csv_rows_whole(text: str, method: str, name: str, failures: int, rps: float,
+                        duration: int | None) -> None:
+    stats = parse_requests_csv(text)
+    assert [(r.method, r.name, r.failures, r.rps) for r in stats.requests] == [(method, name, failures, rps)]
+    assert stats.duration_seconds == duration
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # The value in the message is cut at 40 characters.
+    (_csv("GET,/,3," + "x" * 100 + ",1", ",Aggregated,3,0,1"),
+     "column 'Failure Count': not a number in range: '" + "x" * 39 + "…'"),
+    (_csv("GET,/,3," + "x" * 40 + ",1", ",Aggregated,3,0,1"),
+     "column 'Failure Count': not a number in range: '" + "x" * 40 + "'"),
+    # A field over the csv module's limit.
+    (_csv("GET,/" + "n" * 200_000 + ",3,0,1", ",Aggregated,3,0,1"),
+     "the master's CSV is malformed: field larger than field limit (131072)"),
+])
+def test_a_bad_csv_value_says_which_and_what(text: str, message: str) -> None:
+    with pytest.raises(ResultsError) as caught:
+        parse_requests_csv(text)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("log", "message"), [
+    ("", NO_FINAL_STATS),
+    # A closing bracket that is not a line of its own is not the end of Locust's output.
+    ("[\n1]\n", NO_FINAL_STATS),
+    # Every entry within bounds, their sum is not: the aggregate says so.
+    (_entry_log(_json_entry(num_requests=6 * 10**14), _json_entry(name="/b", num_requests=6 * 10**14)),
+     "the master's final stats are malformed: Aggregated: a count or time out of range"),
+])
+def test_final_json_refused(log: str, message: str) -> None:
+    with pytest.raises(ResultsError) as caught:
+        parse_final_json(log)
+    assert str(caught.value) == message
+
+
+def test_final_json_sums_and_defaults() -> None:
+    stats = parse_final_json(_entry_log(_json_entry(num_failures=1), _json_entry(name="/b", num_failures=2)))
+    assert (stats.total.requests, stats.total.failures) == (6, 3)
+    # Without its total and largest response time, an entry's are 0.
+    bare = _json_entry()
+    del bare["total_response_time"], bare["max_response_time"]
+    entry = parse_final_json(_entry_log(bare)).requests[0]
+    assert (entry.avg_ms, entry.max_ms) == (0.0, 0.0)
+    # An entry's year is still a known duration: its rate counts it.
+    year = parse_final_json(_entry_log(_json_entry(last_request_timestamp=1000.0 + 366 * 86400)))
+    assert year.requests[0].rps == 3 / (366 * 86400)
+
+
+def test_final_json_cuts_long_methods_and_names() -> None:
+    entry = parse_final_json(_entry_log(_json_entry(method="M" * 300, name="n" * 300))).requests[0]
+    assert (entry.method, entry.name) == ("M" * 199 + "…", "n" * 199 + "…")
+
+
+def test_decimal_without_places_keeps_its_zeros() -> None:
+    assert [decimal(v, 0) for v in (150.0, 0.0, 2.5)] == ["150", "0", "2"]
+    assert [decimal(v, 2) for v in (150.0, 0.0, 2.5, 0.125)] == ["150", "0", "2.5", "0.12"]
+
+
+def _gzipped(text: str) -> int:
+    return len(base64.b64encode(gzip.compress(text.encode(), 9)))
+
+
+def test_configmap_compresses_over_64_kib_only_and_keeps_what_fits_exactly() -> None:
+    exact = {"result.json": "{}", "report.html": "x" * COMPRESS_OVER}
+    assert configmap_data(exact).binary_data == {}  # 64 KiB is not over 64 KiB
+    texts = {"result.json": "r" * 100, "report.html": "x" * 300_000}
+    budget = len("result.json") + 100 + len("report.html.gz") + _gzipped(texts["report.html"])
+    packed = configmap_data(texts, budget=budget)  # just fits: nothing left out
+    assert (packed.keys, packed.truncated) == (["result.json", "report.html"], None)
+    assert set(packed.binary_data) == {"report.html.gz"}
+
+
+def test_configmap_says_every_key_it_leaves_out() -> None:
+    noise = random.Random(2)
+    texts = {"result.json": "{}", "requests.csv": base64.b64encode(noise.randbytes(300_000)).decode(),
+             "report.html": base64.b64encode(noise.randbytes(300_000)).decode()}
+    packed = configmap_data(texts, budget=200_000)
+    assert packed.keys == ["result.json"]
+    assert packed.truncated == ("left out report.html, requests.csv: the results exceed the 200 kB a "
+                                "ConfigMap can keep, even compressed")
