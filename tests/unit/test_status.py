@@ -57,6 +57,9 @@ def _reasons(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
     # All workers.
     ("Running", {**CREATED, "master_job": job(ready=1), "worker_job": job(ready=2)},
      "Running", {"WorkersConnected": ("True", "AllWorkersConnected")}),
+    # The pod watch saw the master ready before its Job said so: Running.
+    ("Pending", {**CREATED, "master_job": job(active=1), "master_pods_ready": 1}, "Running",
+     {"PodsHealthy": ("True", "PodsHealthy")}),
     # Active but not ready (image still pulling) is not Running.
     ("Pending", {**CREATED, "master_job": job(active=1)}, "Pending", {}),
     # Running never flaps back to Pending.
@@ -101,6 +104,13 @@ def test_child_deleted_while_running_fails_the_test() -> None:
     assert "master Job deleted" in condition(gone, "Ready")["message"]  # type: ignore[index]
     reasons = [e.reason for e in transition_events(running, gone)]
     assert reasons == ["ResourceDeleted", "TestFailed", "JobsStopped"]  # the worker Job is ended
+
+
+def test_a_create_error_is_ready_s_message_and_the_verdict_s() -> None:
+    status = derive_status({}, obs(create_error="Job demo-master: forbidden")).status
+    ready, completed = condition(status, "Ready") or {}, condition(status, "TestCompleted") or {}
+    assert (ready["reason"], ready["message"]) == ("ResourcesFailed", "Job demo-master: forbidden")
+    assert completed["message"] == "could not create the test's resources: Job demo-master: forbidden"
 
 
 def test_last_transition_time_moves_only_when_status_flips() -> None:
@@ -379,7 +389,8 @@ def test_finished_is_false_until_the_test_ends_and_the_result_is_kept() -> None:
 def test_locust_keeps_peaks_and_shows_the_final_numbers_once_ended() -> None:
     live = {"state": "running", "userCount": 8, "workerCount": 2, "totalRps": "55.5", "failRatio": "0.0123"}
     first = derive_status({}, obs(**{**CREATED, "master_job": job(ready=1), "locust": live})).status
-    assert first["locust"]["failPercent"] == "1.23"
+    # Whole: the live numbers, their peaks, the failure percentage (no message without a problem).
+    assert first["locust"] == {**live, "maxUserCount": 8, "maxWorkerCount": 2, "failPercent": "1.23"}
     assert (first["locust"]["maxUserCount"], first["locust"]["maxWorkerCount"]) == (8, 2)
     stopped = {"state": "stopped", "userCount": 0, "workerCount": 0, "totalRps": "0", "failRatio": "0.01"}
     second = derive_status(first, obs(**{**CREATED, "master_job": job(ready=1), "locust": stopped})).status
@@ -389,6 +400,17 @@ def test_locust_keeps_peaks_and_shows_the_final_numbers_once_ended() -> None:
     assert done["locust"]["userCount"] == 8
     assert done["connectedWorkers"] == 2  # the most connected, not the 0 after the workers left
     assert (done["locust"]["totalRps"], done["locust"]["failPercent"]) == ("10", "2.00")
+    # Once ended, live numbers seen late change nothing.
+    later = derive_status(done, obs(**{**CREATED, "master_job": job(complete=True), "locust": live})).status
+    assert later["locust"] == done["locust"]
+
+
+def test_peaks_count_the_previous_numbers_without_peaks() -> None:
+    """A status without peaks (written before they existed): its own numbers count."""
+    previous = {"phase": "Running", "locust": {"userCount": 50, "workerCount": 3}}
+    live = {"state": "running", "userCount": 10, "workerCount": 2}
+    now = derive_status(previous, obs(**{**CREATED, "master_job": job(ready=1), "locust": live})).status
+    assert now["locust"] == {**live, "maxUserCount": 50, "maxWorkerCount": 3}
 
 
 # --- the early verdict, the run ceiling, and terminal means stopped -------------------------
@@ -461,6 +483,14 @@ def test_terminal_means_stopped(children: dict[str, Any], phase: str, reason: st
     ({**RUNNING_JOBS, "thresholds_set": True, "run_stopped": True, "result": _result(breaches=[])},
      "the test passed (TestSucceeded); 1 master pod and 2 worker pods ended"),
     ({**RUNNING_JOBS, "deleted": ("Service",), "worker_pods_live": 1},
+     "the test failed (ResourcesFailed); 1 master pod and 1 worker pod ended"),
+    # webUI.keepAfterRun keeps the master of a test that ran, passed or failed...
+    ({**RUNNING_JOBS, "thresholds_set": True, "run_stopped": True, "keep_ui_seconds": 120,
+      "result": _result(breaches=["p95 90 ms > 50 ms"])},
+     "the test failed (ThresholdsBreached); 2 worker pods ended; the master and its web UI stay up 120s "
+     "more (webUI.keepAfterRun)"),
+    # ... not of one that could not run.
+    ({**RUNNING_JOBS, "deleted": ("Service",), "worker_pods_live": 1, "keep_ui_seconds": 120},
      "the test failed (ResourcesFailed); 1 master pod and 1 worker pod ended"),
 ])
 def test_jobs_stopped_says_why_and_what_ended(children: dict[str, Any], message: str) -> None:

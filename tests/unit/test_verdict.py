@@ -112,6 +112,11 @@ JOB_FAILED = {"conditions": [{"type": "Failed", "status": "True", "reason": "Bac
     ({}, {"master_exit_code": 137, "master_job": JOB_FAILED}, None, "Failed",
      (False, "TestCrashed", "the master exited with code 137: master Job failed: BackoffLimitExceeded "
                             "Job has reached the specified backoff limit")),
+    # A crash while the Job is still active: the Job says nothing yet.
+    ({}, {"master_exit_code": 137, "master_job": {"active": 1}}, None, "Running",
+     (False, "TestCrashed", "the master exited with code 137")),
+    # The Job failed with no exit code seen, with failed requests: Locust's errors.
+    ({}, {}, NUMBERS, "Failed", (False, "LocustErrors", f"Locust reported errors (exit code 1): {SAID}")),
     # The Job failed with no exit code seen and no failed request: the Job says why.
     ({}, {"master_job": JOB_FAILED}, None, "Failed",
      (False, "TestCrashed",
@@ -128,6 +133,8 @@ JOB_FAILED = {"conditions": [{"type": "Failed", "status": "True", "reason": "Bac
      (False, "LocustErrors", "Locust reported errors (exit code 1)")),
     ({"locust": {"maxWorkerCount": 0}}, {"master_exit_code": 1}, {**NUMBERS, "workers": 0}, "Failed",
      (False, "LocustErrors", f"Locust reported errors (exit code 1): {SAID}")),
+    ({}, {"master_exit_code": 1}, {"requests": 1, "failures": 0, "workers": 0}, "Failed",
+     (False, "LocustErrors", "Locust reported errors (exit code 1): 1 requests, 0 failed (0.00%), 0 rps")),
     ({}, {"master_exit_code": 1}, {"requests": 0, "failures": 0}, "Failed",
      (False, "LocustErrors", "Locust reported errors (exit code 1): 0 requests, 0 failed (0.00%), 0 rps")),
     # Thresholds decide over the exit code.
