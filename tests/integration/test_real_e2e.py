@@ -36,7 +36,7 @@ import pytest
 import yaml
 
 from locust_operator.api.times import parse_timestamp
-from tests.support import browser
+from tests.support import browser, cdp
 from tests.support.probes import serving_once_up
 from tests.support.real_operator import install_operator
 from tests.support.real_series import SCHEDULE, SLOW_DELAY_MS, schedule, series_objects, slow_target
@@ -218,6 +218,20 @@ def _measured(line: str) -> None:
         out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
 
 
+# webUI.keepAfterRun of the interactive test: seconds its master stays up after the run.
+KEEP_UI = 20
+
+
+def interactive(image: str) -> dict[str, Any]:
+    """Started by pressing Start in its web UI (autostart false), served under spec.webUI's
+    base path with an Ingress (no ingress controller runs here: the object is checked), its
+    master kept up KEEP_UI seconds after the run. --run-time 1m bounds a run nobody stops."""
+    test = locusttest("interactive", image, "main.py", "1m",
+                      webUI={"ingress": {"host": "locust.e2e.test"}, "keepAfterRun": KEEP_UI})
+    test["spec"]["master"]["autostart"] = False
+    return test
+
+
 def too_big(image: str) -> dict[str, Any]:
     """More workers than fit: each asks for more CPU than the node has, so none is
     scheduled; the master runs and waits for them (the case of a node that fits 6 of 10)."""
@@ -320,7 +334,8 @@ def e2e(real_node_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
                    configmap("e2e-lib", {"e2e_paths.py": 'PATHS = ["/", "/health"]\n'})]
         c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                                    "items": objects}))
-        install_operator(c, RELEASE, operator_ns, ns, GRACE)
+        # config.webRoutes: the interactive test's Ingress, made under the chart's RBAC.
+        install_operator(c, RELEASE, operator_ns, ns, GRACE, "--set", "config.webRoutes=true")
         c.run(str(c.bin_dir / "kubectl"), "-n", ns, "rollout", "status", "deployment/target",
               "--timeout=90s", timeout=100)
         print(f"[{time.monotonic() - started:5.1f}s] operator installed, target ready")
@@ -342,6 +357,7 @@ def e2e(real_node_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
             # failing on a loaded node does not decide, as Locust's exit code would.
             locusttest("hostile", image, "hostile.py", "15s", thresholds={"maxFailRatio": "0.5"}),
             too_big(image),
+            interactive(image),
         ]
         c.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                                    "items": tests}))
@@ -628,6 +644,87 @@ def test_abort_mid_run_keeps_the_results_so_far(e2e: E2E) -> None:
         assert ui.returncode == 0, out
         assert out.strip().splitlines()[-1].startswith("abort: the master pod abort-master-"), out
         assert out.strip().endswith("(test Failed): the forward is closed"), out
+
+
+def _live_pods(e2e: E2E, name: str, role: str) -> list[str]:
+    pods = e2e.pods(f"performance-test-name={name},app.kubernetes.io/component={role}")
+    return [p["metadata"]["name"] for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed")]
+
+
+def _start_in_the_browser(e2e: E2E, url: str) -> None:
+    """Press Start in the UI's swarm form (its defaults: the master command's -u, -r, --host),
+    see it running, take a screenshot, press Stop; over HTTP when there is no Chromium."""
+    running = lambda: float((e2e.status("interactive").get("locust") or {}).get("totalRps", 0)) > 0  # noqa: E731
+    if browser.chromium(install=os.environ.get("LOCUST_OPERATOR_BROWSER_TESTS") == "1") is None:
+        print("interactive test started over HTTP, not in a browser: no Chromium "
+              "(LOCUST_OPERATOR_BROWSER_TESTS=1)")
+        form = b"user_count=2&spawn_rate=2&host=http%3A%2F%2Ftarget%3A8080"
+        urllib.request.urlopen(urllib.request.Request(url + "swarm", data=form), timeout=10).close()
+        e2e.cluster.wait_for(running, timeout=90, interval=1, what="interactive running with RPS > 0")
+        urllib.request.urlopen(urllib.request.Request(url + "stop", data=b""), timeout=10).close()
+        return
+    with cdp.Browser() as chrome:
+        page = chrome.open(url)
+        page.wait_for("document.querySelector('form input[name=userCount]')", 30, what="the swarm form")
+        page.click("form button[type=submit]", text="start")
+        e2e.cluster.wait_for(running, timeout=90, interval=1, what="interactive running with RPS > 0")
+        # The page learns of the run from its next poll: through the forward on a loaded node
+        # that can lag, so it is loaded again once the operator saw requests.
+        page.goto(url)
+        page.wait_for("document.body.innerText.includes('RUNNING')", 30, what="RUNNING in the UI")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shot = page.screenshot(SCREENSHOTS / "interactive-running.png")
+        assert shot.stat().st_size > 20_000
+        _measured(f"interactive test started by clicking Start in headless Chromium: {shot}")
+        page.click("button", text="stop")
+        # The page stops polling if it catches the master's short "stopping" state.
+        page.wait_for("['STOPPING', 'STOPPED'].some(s => document.body.innerText.includes(s))", 15,
+                      what="STOPPING or STOPPED in the UI")
+
+
+def test_an_interactive_test_is_started_in_the_browser_and_its_ui_outlives_the_run(e2e: E2E) -> None:
+    """autostart false: the master waits; Start is pressed in its web UI (through `kubectl
+    locust ui`, under the base path of spec.webUI); the verdict comes when the run stops; the
+    workers end then, the master and its UI keepAfterRun later, and the forward with it."""
+    c, path = e2e.cluster, f"/locust/{e2e.ns}/interactive"
+    ingress = c.wait_for(lambda: c.kubectl_json("-n", e2e.ns, "get", "ingress", "interactive-web"),
+                         timeout=60, what="the Ingress interactive-web")
+    assert ingress["metadata"]["ownerReferences"][0]["uid"] == e2e.lotest("interactive")["metadata"]["uid"]
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] == path
+    proc = _kubectl_locust(e2e, "ui", "interactive", "-n", e2e.ns, "--port", "0", "--no-browser")
+    e2e.procs["ui-interactive"] = proc
+    said = _first_line(proc, "Locust web UI at ")
+    url = said[-1].split("Locust web UI at ", 1)[1].split()[0]
+    assert url.startswith("http://127.0.0.1:") and url.endswith(f"{path}/"), said
+    # Nobody pressed Start: the master waits with its worker, and nothing was requested. The
+    # operator reads its live stats under the base path (status.locust), the forward too.
+    c.wait_for(lambda: (e2e.status("interactive").get("locust") or {}).get("workerCount") == 1,
+               timeout=90, interval=1, what="interactive's worker in status.locust")
+    assert (e2e.status("interactive")["locust"]["state"], e2e.status("interactive")["phase"]) == (
+        "ready", "Running")
+    ready = json.loads(_get(url + "stats/requests"))
+    assert (ready["state"], len(ready["workers"]), ready["total_rps"]) == ("ready", 1, 0), ready
+    _start_in_the_browser(e2e, url)
+    status = e2e.terminal("interactive", timeout=90)
+    assert (status["phase"], status["verdict"]) == ("Succeeded", "TestSucceeded"), status
+    completed = e2e.condition("interactive", "TestCompleted")
+    assert completed["message"].startswith("the run stopped: ") and status["result"]["requests"] > 0, status
+    assert e2e.condition("interactive", "JobsStopped")["message"].endswith(
+        f"the master and its web UI stay up {KEEP_UI}s more (webUI.keepAfterRun)")
+    # The UI outlives the verdict: the master answers through the same forward.
+    assert json.loads(_get(url + "stats/requests"))["state"] == "stopped"
+    start = time.monotonic()
+    c.wait_for(lambda: not _live_pods(e2e, "interactive", "worker"), timeout=45, interval=0.5,
+               what="no live worker pod of interactive")
+    assert _live_pods(e2e, "interactive", "master"), "the master ended with its workers"
+    c.wait_for(lambda: not _live_pods(e2e, "interactive", "master"), timeout=KEEP_UI + 60, interval=0.5,
+               what="the interactive master gone after keepAfterRun")
+    kept = time.monotonic() - start
+    _measured(f"interactive: master and web UI kept {kept:.1f}s after the verdict (keepAfterRun {KEEP_UI})")
+    assert kept >= KEEP_UI - 8, kept  # counted from the Job's deadline patch, seen here a poll later
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert out.strip().endswith("(test Succeeded): the forward is closed"), out
 
 
 def test_wait_exits_0_for_the_pass_and_1_for_the_breach(e2e: E2E) -> None:
