@@ -56,7 +56,9 @@ def test_locust_parses_rendered_args(example: str) -> None:
     processes = test["spec"]["worker"].get("processes", 1)
     assert master.expect_workers == test["spec"]["worker"]["replicas"] * processes
     assert master.autostart is True
-    assert master.autoquit == test["spec"]["master"].get("autoquit", {}).get("timeout", 60)
+    # The master outlives the run by spec.webUI.keepAfterRun when that is longer.
+    keep = test["spec"].get("webUI", {}).get("keepAfterRun", 0)
+    assert master.autoquit == max(test["spec"]["master"].get("autoquit", {}).get("timeout", 60), keep)
     assert master.enable_rebalancing and master.only_summary
     assert worker.worker and not worker.master
     assert worker.master_host == f"{test['metadata']['name']}-master"

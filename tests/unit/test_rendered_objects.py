@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 
 from locust_operator.api.config import MetricsExporterConfig, OperatorConfig
 from locust_operator.build.render import render
 from tests.support.examples import BASE_TEST, EXAMPLE_TESTS, load_example
+from tests.support.gateway_api import httproute_crd
 
 KUBERNETES_VERSION = "1.34.0"
 
@@ -27,10 +31,34 @@ def _pod(job: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+@functools.cache
+def _httproute_schema() -> dict[str, Any]:
+    """The v1 openAPIV3Schema of the Gateway API's own HTTPRoute CRD (not in kubernetes_validate)."""
+    crd = yaml.safe_load(httproute_crd().read_text())
+    (v1,) = [version for version in crd["spec"]["versions"] if version["name"] == "v1"]
+    schema: dict[str, Any] = v1["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def _validate(obj: dict[str, Any]) -> None:
+    if obj["apiVersion"] == "gateway.networking.k8s.io/v1":
+        jsonschema.validate(obj, _httproute_schema())
+    else:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
 @pytest.mark.parametrize("example", EXAMPLE_TESTS)
 def test_rendered_objects_validate_against_kubernetes_schema(example: str) -> None:
     for obj in render(load_example(example), OperatorConfig()):
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        _validate(obj)
+
+
+def test_the_httproute_schema_rejects_a_parent_without_a_name() -> None:
+    """The CRD schema check above can fail: a parentRef without its required name."""
+    (route,) = [o for o in render(load_example("web-ui"), OperatorConfig()) if o["kind"] == "HTTPRoute"]
+    route["spec"]["parentRefs"] = [{"namespace": "gateways"}]
+    with pytest.raises(jsonschema.ValidationError, match="'name' is a required property"):
+        _validate(route)
 
 
 def test_children_names_ports_and_jobs() -> None:
