@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,7 @@ import pytest
 
 from tests.support.examples import BASE_TEST, ROOT
 
-# Under pytest-xdist (scripts/test runs `-n 3 --dist loadgroup`): the tests that need the
+# Under pytest-xdist (scripts/test runs `-n 2 --dist loadgroup`): the tests that need the
 # machine's one real node, or build the images into its containerd, run in one worker,
 # in order; every other module of tests/integration stays together in one worker (its
 # module fixtures, its own cluster per worker); unit and chart tests spread freely.
@@ -27,24 +25,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif Path(item.path).resolve().relative_to(ROOT).parts[:2] in (("tests", "integration"),
                                                                       ("tests", "locust")):
             item.add_marker(pytest.mark.xdist_group(Path(item.path).stem))
-
-
-# With three workers on 2 cores the other workers' processes (their control planes, real
-# Locust runs) take CPU from the real node's pods, whose Locust workers then miss their
-# heartbeats. So a worker runs the real node's tests at the normal priority and the rest
-# niced: the processes a test starts inherit it (the real node's cluster starts in the
-# setup of the first real-node test). Raising it back needs root, which scripts/test has.
-OTHER_TESTS_NICENESS = 5
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return
-    group = item.get_closest_marker("xdist_group")
-    wanted = 0 if group is not None and SERIAL_GROUP in group.args else OTHER_TESTS_NICENESS
-    with contextlib.suppress(PermissionError):  # not root: the priority stays where it is
-        os.setpriority(os.PRIO_PROCESS, 0, wanted)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
