@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.examples import BASE_TEST, ROOT
 
-# Under pytest-xdist (scripts/test runs `-n 3 --dist loadgroup`): the tests that need the
+# Under pytest-xdist (scripts/test runs `-n 2 --dist loadgroup`): the tests that need the
 # machine's one real node, or build the images into its containerd, run in one worker,
 # in order; every other module of tests/integration stays together in one worker (its
 # module fixtures, its own cluster per worker); unit and chart tests spread freely.

@@ -154,10 +154,6 @@ realnode_cgroups() {
     d="${d%/}"
     [[ "$d" == */unified || ! -f "$d/cgroup.procs" ]] && continue
     mkdir -p "$d/$REALNODE_NETNS"
-    # cgroup v1 weighs this whole cgroup like one nice-0 process of the root cgroup, where
-    # the tests' control planes and local Locust runs are: 8 such processes' worth keeps
-    # the node's Locust workers from missing their heartbeats when the machine is busy.
-    [[ -f "$d/$REALNODE_NETNS/cpu.shares" ]] && echo 8192 > "$d/$REALNODE_NETNS/cpu.shares"
     if [[ -f "$d/cpuset.cpus" ]]; then
       cat "$d/cpuset.cpus" > "$d/$REALNODE_NETNS/cpuset.cpus"
       cat "$d/cpuset.mems" > "$d/$REALNODE_NETNS/cpuset.mems"
